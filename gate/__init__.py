@@ -1,0 +1,1 @@
+"""gate: decides whether a model port is good enough to ship."""

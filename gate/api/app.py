@@ -1,0 +1,127 @@
+"""create_app(settings): the FastAPI application and its lifespan (engine, migrations, baselines, reaper)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gate.api import baselines, runs, workers
+from gate.core.baselines import read_dir
+from gate.errors import GateError
+from gate.settings import Settings, get_settings
+from gate.store import baselines as stored_baselines
+from gate.store import migrate
+from gate.store import runs as run_store
+from gate.store.db import make_engine, make_session_factory, transaction
+
+log = logging.getLogger("gate")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413, declared (Content-Length) or streamed (chunked)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JSONResponse({"detail": f"request body is larger than the {self.limit} byte limit"}, 413)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        seen, started = 0, False
+
+        async def bounded_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+async def _reaper(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    while True:
+        try:
+            with transaction(app.state.sessions, write=True) as session:
+                lost, expired = run_store.reap(session, settings.queued_ttl_s)
+            if lost or expired:
+                log.info("reaper: %d runs with lost leases, %d expired unclaimed", lost, expired)
+        except Exception:  # the sweep must outlive a database blip; it logs and tries again
+            log.exception("reaper sweep failed")
+        await asyncio.sleep(settings.reaper_interval_s)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_s)
+        migrate.upgrade(engine)
+        app.state.engine = engine
+        app.state.sessions = make_session_factory(engine)
+        with transaction(app.state.sessions, write=True) as session:
+            stored_baselines.load(session, read_dir(settings.baselines_dir))
+        reaper = asyncio.create_task(_reaper(app))
+        yield
+        reaper.cancel()
+        engine.dispose()
+
+    app = FastAPI(
+        title="gate",
+        version="0.1.0",
+        summary="Decides whether a model port stays within tolerance of its reference scores.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(GateError)
+    async def _gate_error(_: Request, error: GateError) -> JSONResponse:
+        body = {"detail": error.message}
+        if error.field:
+            body["field"] = error.field
+        return JSONResponse(body, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in error.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for router in (runs.router, baselines.router, workers.router):
+        app.include_router(router, prefix="/api/v1")
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
+    return app

@@ -1,0 +1,83 @@
+"""Request dependencies: the session (the edge owns the transaction) and the caller's identity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from gate.errors import Forbidden, Unauthorized
+from gate.settings import Settings
+from gate.store import tokens
+from gate.store.db import IMMEDIATE
+
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Commit when the handler returns, roll back when it raises; writes take SQLite's lock up front."""
+    with request.app.state.sessions() as session:
+        if request.method not in READ_METHODS:
+            session.connection(execution_options=IMMEDIATE)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.scopes
+
+
+ANONYMOUS = Principal(name="anonymous", scopes=frozenset({"read"}))
+
+
+def _principal(request: Request, settings: Settings) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        return ANONYMOUS if settings.anonymous_read and request.method in READ_METHODS else None
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    with request.app.state.sessions() as session:
+        found = tokens.lookup(session, token.strip())
+        if found is None:
+            raise Unauthorized("unknown or revoked token")
+        return Principal(name=found.name, scopes=frozenset(tokens.granted(found.scopes)))
+
+
+def require(scope: str):
+    def dependency(request: Request, settings: SettingsDep) -> Principal:
+        principal = _principal(request, settings)
+        if principal is None:
+            raise Unauthorized()
+        if scope not in principal.scopes:
+            raise Forbidden(f"this request needs the {scope!r} scope")
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Submitter = Annotated[Principal, Depends(require("submit"))]
+WorkerAuth = Annotated[Principal, Depends(require("worker"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

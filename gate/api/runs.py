@@ -1,0 +1,228 @@
+"""Runs: queue, import, read, export, cancel."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
+
+from gate.api.deps import Reader, SessionDep, SettingsDep, Submitter
+from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
+from gate.api.uploads import parse_upload
+from gate.core.options import BACKENDS, check_model_ref
+from gate.errors import InvalidInput
+from gate.store import queries, runs
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+MAX_PAGE = 200
+EXPORT_MAX = 10_000
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
+def create_run(
+    body: RunCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Submitter,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RunOut:
+    """Queue an evaluation. A repeated `Idempotency-Key` returns the run it created (200)."""
+    request = runs.RunRequest(
+        model=body.model,
+        tasks=body.tasks,
+        backend=body.backend,
+        baseline=body.baseline,
+        labels=body.labels,
+        priority=body.priority,
+        options=body.options.model_dump(exclude_none=True),
+        ci_context=body.ci.model_dump(exclude_none=True) if body.ci else None,
+    )
+    try:
+        run, created = runs.submit(
+            session,
+            request,
+            submitted_by=principal.name,
+            admin=principal.admin,
+            max_attempts=settings.max_attempts,
+            idempotency_key=idempotency_key,
+        )
+    except ValueError as exc:  # an unknown option profile
+        raise InvalidInput(str(exc), field="options.profile") from None
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/runs/{run.id}"
+    return RunOut.of(run)
+
+
+def _filter(
+    model: str | None,
+    task: str | None,
+    status_: str | None,
+    verdict: str | None,
+    baseline: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> queries.RunFilter:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name} needs a time zone (e.g. 2026-11-25T00:00:00Z)", field=name)
+    return queries.RunFilter(
+        model=model, task=task, status=status_, verdict=verdict, baseline=baseline, since=since, until=until
+    )
+
+
+@router.get("", response_model=RunPage)
+def list_runs(
+    session: SessionDep,
+    _: Reader,
+    model: Annotated[str | None, Query(max_length=500)] = None,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    verdict: VerdictName | None = None,
+    baseline: Annotated[str | None, Query(max_length=200)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> RunPage:
+    """Run history, newest first, with cursor pagination."""
+    page, next_cursor = queries.list_runs(
+        session, _filter(model, task, status_, verdict, baseline, since, until), limit=limit, cursor=cursor
+    )
+    return RunPage(runs=[RunOut.of(r) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
+def export_runs(
+    session: SessionDep,
+    _: Reader,
+    format: Literal["csv", "json"] = "csv",
+    model: Annotated[str | None, Query(max_length=500)] = None,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    verdict: VerdictName | None = None,
+    baseline: Annotated[str | None, Query(max_length=200)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Response:
+    """Every matching run with its scores (up to 10,000), as CSV or JSON: one row per run and score."""
+    page, _next = queries.list_runs(
+        session, _filter(model, task, status_, verdict, baseline, since, until), limit=EXPORT_MAX
+    )
+    rows = [
+        {
+            "run_id": r.id,
+            "model": r.model,
+            "backend": r.backend,
+            "status": r.status,
+            "verdict": r.verdict,
+            "baseline": r.baseline.name if r.baseline else None,
+            "created_at": r.created_at.isoformat(),
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "task": s.task,
+            "metric": s.metric,
+            "value": s.value,
+            "stderr": s.stderr,
+            "n_samples": s.n_samples,
+        }
+        for r in page
+        for s in r.scores
+    ]
+    if format == "json":
+        return Response(json.dumps(rows), media_type="application/json")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["run_id"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="gate-runs.csv"'},
+    )
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED, response_model=RunDetail)
+async def import_run(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Submitter,
+    results: Annotated[UploadFile, File(description="lm-eval results_*.json")],
+    samples: Annotated[list[UploadFile] | None, File(description="lm-eval samples_<task>_*.jsonl")] = None,
+    model: Annotated[str | None, Form(max_length=500)] = None,
+    backend: Annotated[str | None, Form(max_length=32)] = None,
+    baseline: Annotated[str | None, Form(max_length=200)] = None,
+    ci: Annotated[str | None, Form(description="CI context as JSON")] = None,
+) -> RunDetail:
+    """Upload a run made by hand: creates a finished run, its scores and its verdict."""
+    parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
+    config = parsed.raw.get("config") or {}
+    model_name = model or parsed.raw.get("model_name") or (config.get("model_args") or {}).get("pretrained")
+    if not isinstance(model_name, str) or not model_name:
+        raise InvalidInput("model is required: the results name no model", field="model")
+    try:
+        check_model_ref(model_name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="model") from None
+    backend = backend or str(config.get("model") or "unknown")
+    if backend not in (*BACKENDS, "local-completions", "local-chat-completions", "unknown"):
+        raise InvalidInput(f"unknown backend {backend!r}", field="backend")
+    ci_context = None
+    if ci:
+        try:
+            ci_context = CIContext.model_validate_json(ci).model_dump(exclude_none=True)
+        except ValueError as exc:
+            raise InvalidInput(f"ci is not a valid CI context: {exc}", field="ci") from None
+    run = runs.import_results(
+        session,
+        model=model_name,
+        backend=backend,
+        baseline_name=baseline,
+        parsed=parsed,
+        samples=outcomes,
+        files=files,
+        submitted_by=principal.name,
+        ci_context=ci_context,
+    )
+    return RunDetail.full(run, sorted(files))
+
+
+@router.get("/{run_id}", response_model=RunDetail)
+def get_run(run_id: int, session: SessionDep, _: Reader) -> RunDetail:
+    """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
+    run = runs.get(session, run_id)
+    return RunDetail.full(run, queries.artifact_names(session, run_id))
+
+
+@router.get("/{run_id}/samples", response_model=list[SampleOut])
+def get_samples(
+    run_id: int,
+    session: SessionDep,
+    _: Reader,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    wrong: bool = False,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[SampleOut]:
+    """Per-sample outcomes; `wrong=true` keeps the questions the model got wrong."""
+    runs.get(session, run_id)
+    rows = queries.samples(session, run_id, task=task, only_wrong=wrong, limit=limit, offset=offset)
+    return [SampleOut.of(s) for s in rows]
+
+
+@router.get("/{run_id}/files/{name}", response_class=Response)
+def get_file(run_id: int, name: str, session: SessionDep, _: Reader) -> Response:
+    """The raw lm-eval file as uploaded."""
+    content = queries.artifact(session, run_id, name)
+    media = "application/json" if name.endswith(".json") else "application/x-ndjson"
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/{run_id}/cancel", response_model=RunOut)
+def cancel_run(run_id: int, session: SessionDep, _: Submitter) -> RunOut:
+    """Cancel a queued or running run; a running evaluation is stopped by its worker."""
+    return RunOut.of(runs.cancel(session, run_id))

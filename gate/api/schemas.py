@@ -1,0 +1,263 @@
+"""API shapes. Routes return these, never ORM objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gate.core import options as opts
+from gate.store.models import Baseline, Run, SampleRecord, Worker
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+VerdictName = Literal["pass", "fail", "not_comparable"]
+
+
+class CIContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repository: str | None = Field(default=None, max_length=300)
+    commit: str | None = Field(default=None, max_length=100)
+    branch: str | None = Field(default=None, max_length=300)
+    pipeline_url: str | None = Field(default=None, max_length=1000)
+    provider: str | None = Field(default=None, max_length=50)
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        description="hub or ModelScope id, or a path on the worker", examples=["Qwen/Qwen3-4B-Thinking-2507"]
+    )
+    baseline: str | None = Field(default=None, max_length=200, examples=["qwen3-4b-thinking-2507"])
+    tasks: list[str] = Field(default_factory=lambda: ["gsm8k"], min_length=1, max_length=32)
+    backend: opts.Backend = "vllm"
+    labels: list[str] = Field(default_factory=list, max_length=16)
+    priority: int = Field(default=0, ge=-100, le=100)
+    options: opts.RunOptions = Field(default_factory=opts.RunOptions)
+    ci: CIContext | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return opts.check_model_ref(value)
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: list[str]) -> list[str]:
+        return [opts.check_task(task) for task in value]
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if not opts.SAFE_VALUE.match(label) or len(label) > 64:
+                raise ValueError(f"label {label!r} must be 1-64 characters without ',', '=' or spaces")
+        return value
+
+
+class ScoreOut(BaseModel):
+    task: str
+    metric: str
+    value: float
+    stderr: float | None
+    n_samples: int | None
+
+
+class VerdictOut(BaseModel):
+    task: str
+    outcome: VerdictName
+    delta_pp: float
+    details: dict[str, Any]
+
+
+class RunOut(BaseModel):
+    id: int
+    model: str
+    backend: str
+    tasks: list[str]
+    status: Status
+    verdict: VerdictName | None
+    baseline: str | None
+    origin: str
+    labels: list[str]
+    priority: int
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: dict[str, int | None]
+    failure_reason: str | None
+    url: str
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(
+            id=run.id,
+            model=run.model,
+            backend=run.backend,
+            tasks=run.tasks,
+            status=run.status,
+            verdict=run.verdict,
+            baseline=run.baseline.name if run.baseline else None,
+            origin=run.origin,
+            labels=run.labels,
+            priority=run.priority,
+            attempts=run.attempts,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            progress={"done": run.progress_done, "total": run.progress_total},
+            failure_reason=run.failure_reason,
+            url=f"/api/v1/runs/{run.id}",
+        )
+
+
+class RunDetail(RunOut):
+    options: dict[str, Any]
+    scores: list[ScoreOut]
+    verdicts: list[VerdictOut]
+    eval_profile: dict[str, Any] | None
+    environment: dict[str, Any] | None
+    ci: dict[str, Any] | None
+    submitted_by: str | None
+    failure_kind: str | None
+    log_tail: str | None
+    files: list[str]
+
+    @classmethod
+    def full(cls, run: Run, files: list[str]) -> RunDetail:
+        return cls(
+            **RunOut.of(run).model_dump(),
+            options=run.options,
+            scores=[
+                ScoreOut(task=s.task, metric=s.metric, value=s.value, stderr=s.stderr, n_samples=s.n_samples)
+                for s in run.scores
+            ],
+            verdicts=[
+                VerdictOut(task=v.task, outcome=v.outcome, delta_pp=v.delta_pp, details=v.details) for v in run.verdicts
+            ],
+            eval_profile=run.eval_profile,
+            environment=run.environment,
+            ci=run.ci_context,
+            submitted_by=run.submitted_by,
+            failure_kind=run.failure_kind,
+            log_tail=run.log_tail,
+            files=files,
+        )
+
+
+class RunPage(BaseModel):
+    runs: list[RunOut]
+    next_cursor: str | None
+
+
+class SampleOut(BaseModel):
+    task: str
+    filter: str
+    doc_id: int
+    doc_hash: str
+    correct: bool
+    filtered_answer: str
+    target: str
+    question: str | None
+
+    @classmethod
+    def of(cls, s: SampleRecord) -> SampleOut:
+        return cls(
+            task=s.task,
+            filter=s.filter,
+            doc_id=s.doc_id,
+            doc_hash=s.doc_hash,
+            correct=s.correct,
+            filtered_answer=s.filtered_answer,
+            target=s.target,
+            question=s.question,
+        )
+
+
+class BaselineScoreOut(BaseModel):
+    benchmark: str
+    task: str
+    metric: str
+    num_fewshot: int | None
+    score: float
+    stderr: float | None
+    n_samples: int | None
+    tolerance_pp: float
+    sided: Literal["two-sided", "lower"]
+    protocol: Literal["recorded", "published, protocol unknown"]
+    eval_profile: dict[str, Any] | None
+
+
+class BaselineOut(BaseModel):
+    name: str
+    model: str
+    source: str
+    kind: str
+    from_run: int | None
+    scores: list[BaselineScoreOut]
+
+    @classmethod
+    def of(cls, b: Baseline) -> BaselineOut:
+        return cls(
+            name=b.name,
+            model=b.model,
+            source=b.source,
+            kind=b.kind,
+            from_run=b.from_run_id,
+            scores=[
+                BaselineScoreOut(
+                    benchmark=s.benchmark,
+                    task=s.task,
+                    metric=s.metric,
+                    num_fewshot=s.num_fewshot,
+                    score=s.score,
+                    stderr=s.stderr,
+                    n_samples=s.n_samples,
+                    tolerance_pp=s.tolerance_pp,
+                    sided="two-sided" if s.two_sided else "lower",
+                    protocol="recorded" if s.eval_profile is not None else "published, protocol unknown",
+                    eval_profile=s.eval_profile,
+                )
+                for s in b.scores
+            ],
+        )
+
+
+class BaselinePromote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_run: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class HistoryPointOut(BaseModel):
+    run_id: int
+    at: datetime | None
+    value: float
+    stderr: float | None
+    verdict: VerdictName | None
+    backend: str
+
+
+class HistoryOut(BaseModel):
+    model: str
+    task: str
+    metric: str
+    baseline: float | None
+    tolerance_pp: float | None
+    points: list[HistoryPointOut]
+
+
+class WorkerOut(BaseModel):
+    name: str
+    labels: list[str]
+    backend: str
+    draining: bool
+    last_seen_at: datetime
+
+    @classmethod
+    def of(cls, w: Worker) -> WorkerOut:
+        return cls(name=w.name, labels=w.labels, backend=w.backend, draining=w.draining, last_seen_at=w.last_seen_at)

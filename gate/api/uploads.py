@@ -1,0 +1,40 @@
+"""Reading uploaded lm-eval files: bounded in size, parsed and cross-checked before anything is stored."""
+
+from __future__ import annotations
+
+from fastapi import UploadFile
+
+from gate.core import results
+from gate.errors import InvalidInput, TooLarge
+
+READ_CHUNK = 1 << 20
+
+
+async def read_bounded(upload: UploadFile, limit: int, field: str) -> bytes:
+    chunks, size = [], 0
+    while chunk := await upload.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"{field} is larger than the {limit} byte limit", field=field)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_upload(
+    results_file: UploadFile, sample_files: list[UploadFile], limit: int
+) -> tuple[results.ParsedResults, list[results.SampleOutcome], dict[str, bytes]]:
+    """Parse results and samples; every sample file must match a task and the scores of the results."""
+    content = await read_bounded(results_file, limit, "results")
+    parsed = results.parse_results(content)
+    files = {"results.json": content}
+    outcomes: list[results.SampleOutcome] = []
+    seen_tasks: set[str] = set()
+    for upload in sample_files:
+        data = await read_bounded(upload, limit, "samples")
+        task = results.samples_task(upload.filename or "", parsed)
+        if task in seen_tasks:
+            raise InvalidInput(f"two samples files for task {task!r}", field="samples")
+        seen_tasks.add(task)
+        outcomes += results.parse_samples(data, task, parsed)
+        files[f"samples_{task}.jsonl"] = data
+    return parsed, outcomes, files

@@ -1,0 +1,79 @@
+"""Administration: database migrations, API tokens, baselines."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gate.core.baselines import read_dir
+from gate.errors import GateError
+from gate.settings import get_settings
+from gate.store import baselines as stored_baselines
+from gate.store import migrate, tokens
+from gate.store.db import make_engine, make_session_factory, transaction
+
+db = typer.Typer(help="Database schema.", no_args_is_help=True)
+token = typer.Typer(help="API tokens.", no_args_is_help=True)
+baselines = typer.Typer(help="Reference scores.", no_args_is_help=True)
+
+
+def _engine():  # noqa: ANN202
+    settings = get_settings()
+    return make_engine(settings.database_url, settings.sqlite_busy_timeout_s)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@db.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to the latest schema."""
+    engine = _engine()
+    migrate.upgrade(engine, revision)
+    typer.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
+
+
+@token.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="who or what uses the token")],
+    scope: Annotated[list[str], typer.Option(help="read, submit, worker or admin; repeat for several")],
+) -> None:
+    """Create a token; it is printed once, as the last line."""
+    engine = _engine()
+    migrate.upgrade(engine)
+    try:
+        with transaction(make_session_factory(engine), write=True) as session:
+            secret = tokens.create(session, name, scope)
+    except GateError as error:
+        raise fail(error.message) from None
+    typer.echo(f"token {name!r} with scopes {', '.join(sorted(scope))} (shown once):", err=True)
+    typer.echo(secret)
+
+
+@token.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke a token by name."""
+    try:
+        with transaction(make_session_factory(_engine()), write=True) as session:
+            tokens.revoke(session, name)
+    except GateError as error:
+        raise fail(error.message) from None
+    typer.echo(f"token {name!r} revoked")
+
+
+@baselines.command("load")
+def baselines_load() -> None:
+    """Load baselines/*.yaml into the database (idempotent)."""
+    settings = get_settings()
+    engine = _engine()
+    migrate.upgrade(engine)
+    try:
+        specs = read_dir(settings.baselines_dir)
+        with transaction(make_session_factory(engine), write=True) as session:
+            written = stored_baselines.load(session, specs)
+    except GateError as error:
+        raise fail(error.message) from None
+    typer.echo(f"{len(specs)} baseline file(s) read, {written} score(s) written")

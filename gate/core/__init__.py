@@ -1,0 +1,1 @@
+"""Pure gate logic: verdicts, statistics, baselines and lm-eval outputs. No HTTP, no SQL."""

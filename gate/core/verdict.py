@@ -1,0 +1,214 @@
+"""judge(candidate, baseline) -> Verdict: the gate rule, in one place.
+
+delta = candidate - baseline, in percentage points, computed in decimal arithmetic so that the
+boundary is exact (0.683 against 0.703 is -2.0 pp and passes a +/-2 pp gate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from gate.core import stats
+from gate.core.profile import protocol_differences, protocol_of
+
+# A gate whose healthy runs fail this often is noise, not a check.
+NOISY_GATE_FAIL_RATE = 0.2
+
+
+class Outcome(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_COMPARABLE = "not_comparable"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One benchmark entry of a baseline."""
+
+    benchmark: str
+    task: str
+    metric: str
+    num_fewshot: int | None
+    score: float
+    tolerance_pp: float = 2.0
+    two_sided: bool = True
+    stderr: float | None = None
+    n_samples: int | None = None
+    # None: a published figure whose protocol is unknown (compared on task, n-shot and metric only).
+    protocol: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A run's score on one task, with the profile it was produced under."""
+
+    task: str
+    metric: str
+    value: float
+    stderr: float | None
+    n_samples: int | None
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Paired comparison on the documents both runs answered."""
+
+    n: int
+    regressions: int  # right in the baseline, wrong in the candidate
+    improvements: int  # wrong in the baseline, right in the candidate
+    p_value: float
+    delta_ci95_pp: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    task: str
+    metric: str
+    candidate: float
+    baseline: float
+    delta_pp: float
+    tolerance_pp: float
+    two_sided: bool
+    candidate_stderr_pp: float | None
+    delta_ci95_pp: tuple[float, float] | None
+    min_detectable_drop_pp: float | None
+    healthy_fail_rate: float | None
+    paired: Paired | None = None
+    reasons: list[str] = field(default_factory=list)  # why "not comparable"
+    notes: list[str] = field(default_factory=list)
+
+
+def delta_pp(candidate: float, baseline: float) -> Decimal:
+    """Exact difference in percentage points of two scores given as floats."""
+    return (Decimal(repr(candidate)) - Decimal(repr(baseline))) * 100
+
+
+def within_tolerance(delta: Decimal, tolerance_pp: float, two_sided: bool) -> bool:
+    tolerance = Decimal(repr(tolerance_pp))
+    return abs(delta) <= tolerance if two_sided else delta >= -tolerance
+
+
+def comparability_problems(candidate: Candidate, reference: Reference) -> list[str]:
+    problems = []
+    if candidate.task != reference.task:
+        problems.append(f"task differs: run has {candidate.task!r}, baseline has {reference.task!r}")
+    if candidate.metric != reference.metric:
+        problems.append(f"metric differs: run has {candidate.metric!r}, baseline has {reference.metric!r}")
+    shots = candidate.profile.get("num_fewshot")
+    if reference.num_fewshot is not None and shots != reference.num_fewshot:
+        problems.append(f"num_fewshot differs: run has {shots!r}, baseline has {reference.num_fewshot!r}")
+    limit = candidate.profile.get("limit")
+    if limit is not None:
+        problems.append(f"the run used limit={limit}: a smoke run on part of the test set")
+    original, effective = candidate.profile.get("n_original"), candidate.profile.get("n_effective")
+    if limit is None and original is not None and effective is not None and effective < original:
+        problems.append(f"the run scored {effective} of {original} documents")
+    if reference.protocol is not None:
+        candidate_protocol = protocol_of(candidate.profile)
+        reference_protocol = protocol_of(reference.protocol)
+        problems += [
+            p
+            for p in protocol_differences(candidate_protocol, reference_protocol)
+            if not p.startswith("num_fewshot")  # already reported above
+        ]
+    return problems
+
+
+def judge(candidate: Candidate, reference: Reference, paired: Paired | None = None) -> Verdict:
+    delta = delta_pp(candidate.value, reference.score)
+    n = candidate.n_samples or reference.n_samples
+    se = candidate.stderr
+    if se is None and candidate.n_samples:
+        se = stats.proportion_stderr(candidate.value, candidate.n_samples)
+    se_pp = None if se is None or math.isnan(se) else se * 100
+    interval = None
+    if se_pp is not None:
+        lo, hi = stats.delta_interval(float(delta), se_pp, (reference.stderr or 0.0) * 100)
+        interval = (lo, hi)
+
+    mdd_pp = fail_rate = None
+    notes = []
+    if n:
+        mdd_pp = stats.minimum_detectable_drop(reference.score, n) * 100
+        healthy_se_pp = math.sqrt(reference.score * (1 - reference.score) / n) * 100
+        fail_rate = stats.healthy_fail_rate(reference.tolerance_pp, healthy_se_pp, reference.two_sided)
+        notes.append(
+            f"with n={n} the standard error is about {healthy_se_pp:.2f} pp, so the "
+            f"{'±' if reference.two_sided else '-'}{reference.tolerance_pp:g} pp band is "
+            f"{reference.tolerance_pp / healthy_se_pp:.1f} SE wide; the smallest drop this sample "
+            f"detects (5 % level, 80 % power) is {mdd_pp:.1f} pp"
+        )
+        if fail_rate > NOISY_GATE_FAIL_RATE:
+            notes.append(
+                f"this gate is noisy: a healthy run (true score equal to the baseline) fails it "
+                f"about {fail_rate:.0%} of the time"
+            )
+    if reference.protocol is None:
+        notes.append(
+            "the baseline is a published figure with no recorded protocol: compared on task, n-shot "
+            "and metric only; protocol offsets (prompt, chat template, generation settings) are not controlled"
+        )
+    if reference.stderr is None and reference.protocol is None:
+        notes.append("the interval counts the run's uncertainty only: the published figure gives none")
+
+    problems = comparability_problems(candidate, reference)
+    if problems:
+        outcome = Outcome.NOT_COMPARABLE
+    elif within_tolerance(delta, reference.tolerance_pp, reference.two_sided):
+        outcome = Outcome.PASS
+    else:
+        outcome = Outcome.FAIL
+    return Verdict(
+        outcome=outcome,
+        task=candidate.task,
+        metric=candidate.metric,
+        candidate=candidate.value,
+        baseline=reference.score,
+        delta_pp=float(delta),
+        tolerance_pp=reference.tolerance_pp,
+        two_sided=reference.two_sided,
+        candidate_stderr_pp=se_pp,
+        delta_ci95_pp=interval,
+        min_detectable_drop_pp=mdd_pp,
+        healthy_fail_rate=fail_rate,
+        paired=paired,
+        reasons=problems,
+        notes=notes,
+    )
+
+
+def pair(candidate: dict[str, bool], reference: dict[str, bool]) -> Paired | None:
+    """Paired comparison of per-document outcomes keyed by document hash; None when no document is shared."""
+    shared = candidate.keys() & reference.keys()
+    if not shared:
+        return None
+    regressions = sum(1 for doc in shared if reference[doc] and not candidate[doc])
+    improvements = sum(1 for doc in shared if candidate[doc] and not reference[doc])
+    n = len(shared)
+    mean_pp = (improvements - regressions) / n * 100
+    se_pp = stats.paired_delta_stderr(regressions, improvements, n) * 100
+    half = 0.0 if math.isnan(se_pp) else stats.Z_95 * se_pp
+    return Paired(
+        n=n,
+        regressions=regressions,
+        improvements=improvements,
+        p_value=stats.mcnemar_exact_p(regressions, improvements),
+        delta_ci95_pp=(mean_pp - half, mean_pp + half),
+    )
+
+
+def overall(outcomes: list[Outcome]) -> Outcome | None:
+    """A run's verdict over its gated tasks: any failure fails it; anything not comparable taints a pass."""
+    if not outcomes:
+        return None
+    if Outcome.FAIL in outcomes:
+        return Outcome.FAIL
+    if Outcome.NOT_COMPARABLE in outcomes:
+        return Outcome.NOT_COMPARABLE
+    return Outcome.PASS

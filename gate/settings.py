@@ -1,0 +1,36 @@
+"""One place for configuration: environment variables prefixed GATE_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATE_")
+
+    # Unset: an SQLite file in the working directory.
+    database_url: str = "sqlite:///gate.db"
+    baselines_dir: Path = ROOT / "baselines"
+    templates_dir: Path = ROOT / "templates"
+    # Reads (GET) without a token; writes always need one.
+    anonymous_read: bool = False
+    max_upload_bytes: int = 64 * 1024 * 1024
+    sqlite_busy_timeout_s: float = 30.0
+    # Worker protocol (issue defaults from GitHub/GitLab/Buildkite runners and Solid Queue).
+    lease_s: float = 300.0
+    reaper_interval_s: float = 60.0
+    max_attempts: int = 3
+    queued_ttl_s: float = 24 * 3600.0
+    claim_wait_s: float = 20.0  # long-poll window of a claim
+    worker_offline_after_s: float = 120.0
+    public_url: str = "http://127.0.0.1:8000"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

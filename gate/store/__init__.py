@@ -1,0 +1,1 @@
+"""The store room: SQLAlchemy models and the operations that change them. No HTTP."""

@@ -1,0 +1,129 @@
+"""Recording a finished evaluation: scores, per-sample outcomes, raw files and verdicts, in one transaction."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gate.core import verdict
+from gate.core.results import ParsedResults, SampleOutcome
+from gate.errors import InvalidInput
+from gate.store.baselines import reference
+from gate.store.models import Artifact, Baseline, Run, RunStatus, SampleRecord, Score, TaskVerdict, utcnow
+
+
+def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks: list[str]) -> None:
+    """Refuse results that lack a requested task or the metric the baseline gates on."""
+    missing_tasks = [task for task in tasks if task not in parsed.profiles]
+    if missing_tasks:
+        raise InvalidInput(f"results lack the requested task(s) {', '.join(missing_tasks)}", field="results")
+    for gated in baseline.scores if baseline else []:
+        if gated.task in parsed.profiles and parsed.score(gated.task, gated.metric) is None:
+            raise InvalidInput(
+                f"results for {gated.task} lack the gated metric {gated.metric!r} of baseline {baseline.name!r}",
+                field="results",
+            )
+
+
+def _outcomes(session: Session, run_id: int, task: str, flt: str) -> dict[str, bool]:
+    rows = session.execute(
+        select(SampleRecord.doc_hash, SampleRecord.correct).where(
+            SampleRecord.run_id == run_id, SampleRecord.task == task, SampleRecord.filter == flt
+        )
+    )
+    return {doc_hash: correct for doc_hash, correct in rows if doc_hash}
+
+
+def verdict_data(v: verdict.Verdict) -> dict[str, Any]:
+    data = asdict(v)
+    data["outcome"] = v.outcome.value
+    return data
+
+
+def record(
+    session: Session,
+    run: Run,
+    parsed: ParsedResults,
+    samples: list[SampleOutcome],
+    files: dict[str, bytes],
+    environment: dict[str, Any] | None = None,
+) -> Run:
+    """Store a finished evaluation and judge it against the run's baseline. The caller owns the transaction."""
+    check_gated_metrics(parsed, run.baseline, run.tasks)
+    run.eval_profile = parsed.profiles
+    run.environment = {**(run.environment or {}), **(environment or {})}
+    for s in parsed.scores:
+        session.add(
+            Score(
+                run_id=run.id,
+                task=s.task,
+                metric=s.metric,
+                value=s.value,
+                stderr=s.stderr,
+                n_samples=s.n_samples,
+            )
+        )
+    session.add_all(
+        SampleRecord(
+            run_id=run.id,
+            task=o.task,
+            filter=o.filter,
+            doc_id=o.doc_id,
+            doc_hash=o.doc_hash,
+            correct=o.correct,
+            filtered_answer=o.filtered_answer,
+            target=o.target,
+            question=o.question,
+        )
+        for o in samples
+    )
+    for name, content in files.items():
+        session.add(Artifact(run_id=run.id, name=name, content_gz=gzip.compress(content, 6), size=len(content)))
+    session.flush()
+
+    outcomes = []
+    if run.baseline is not None:
+        for gated in run.baseline.scores:
+            score = parsed.score(gated.task, gated.metric)
+            if score is None:
+                continue
+            ref = reference(gated)
+            candidate = verdict.Candidate(
+                task=score.task,
+                metric=score.metric,
+                value=score.value,
+                stderr=score.stderr,
+                n_samples=score.n_samples,
+                profile=parsed.profiles[score.task],
+            )
+            paired = None
+            if run.baseline.from_run_id is not None:
+                flt = gated.metric.split(",", 1)[1]
+                paired = verdict.pair(
+                    _outcomes(session, run.id, gated.task, flt),
+                    _outcomes(session, run.baseline.from_run_id, gated.task, flt),
+                )
+            judged = verdict.judge(candidate, ref, paired)
+            outcomes.append(judged.outcome)
+            session.add(
+                TaskVerdict(
+                    run_id=run.id,
+                    baseline_score_id=gated.id,
+                    task=gated.task,
+                    outcome=judged.outcome.value,
+                    delta_pp=judged.delta_pp,
+                    details=verdict_data(judged),
+                )
+            )
+    final = verdict.overall(outcomes)
+    run.verdict = final.value if final else None
+    run.status = RunStatus.SUCCEEDED
+    run.finished_at = utcnow()
+    run.lease_token = None
+    run.lease_expires_at = None
+    session.flush()
+    return run

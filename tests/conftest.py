@@ -1,0 +1,125 @@
+"""Shared fixtures: a database per test on SQLite and Postgres, an app on it, tokens, real lm-eval outputs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from gate.api.app import create_app
+from gate.settings import Settings
+from gate.store import migrate, tokens
+from gate.store.db import make_engine, make_session_factory, transaction
+
+POSTGRES_URL = os.environ.get("GATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+GSM8K_DIR = Path(os.environ.get("GATE_GSM8K_DIR", SHARED / "data" / "gsm8k"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: an SQLite file, or a Postgres schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gate.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, lease_s=30, reaper_interval_s=0.5)
+
+
+@pytest.fixture
+def sessions(database_url: str):  # noqa: ANN201
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def make_token(database_url: str, name: str, *scopes: str) -> str:
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    with transaction(make_session_factory(engine), write=True) as session:
+        secret = tokens.create(session, name, list(scopes))
+    engine.dispose()
+    return secret
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth(client: TestClient, settings: Settings) -> dict[str, dict[str, str]]:
+    """Authorization headers per scope."""
+    return {
+        scope: {"Authorization": f"Bearer {make_token(settings.database_url, scope, scope)}"}
+        for scope in ("read", "submit", "worker", "admin")
+    }
+
+
+# --- real lm-eval outputs, made once per test session --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gate.worker.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("tiny-qwen3"), GSM8K_DIR)
+
+
+@pytest.fixture(scope="session")
+def gsm8k_overrides(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gate.worker.datasets import write_overrides
+
+    return write_overrides({"gsm8k": GSM8K_DIR}, tmp_path_factory.mktemp("tasks"))
+
+
+@pytest.fixture(scope="session")
+def tiny_smoke_run(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A real lm-eval `hf` run of the random tiny Qwen3 on 8 GSM8K questions (a smoke run: limit)."""
+    from tests.lmeval_runs import run_lm_eval
+
+    args = ["--model", "hf", "--model_args", f"pretrained={tiny_model},dtype=float32", "--include_path",
+            str(gsm8k_overrides), "--tasks", "gsm8k", "--num_fewshot", "5", "--limit", "8", "--batch_size", "8",
+            "--gen_kwargs", "max_gen_toks=32"]
+    return run_lm_eval(args, tmp_path_factory.mktemp("tiny-run"))
+
+
+def _gold_run(correct: int, tiny_model: Path, overrides: Path, out: Path):  # noqa: ANN202
+    from tests.lmeval_runs import gold_server, run_lm_eval
+
+    with gold_server(GSM8K_DIR, correct) as server:
+        args = ["--model", "local-completions", "--model_args",
+                f"model=gold,base_url={server.url},tokenizer={tiny_model},tokenizer_backend=huggingface,"
+                "num_concurrent=8,max_retries=1,tokenized_requests=False",
+                "--include_path", str(overrides), "--tasks", "gsm8k", "--num_fewshot", "5"]
+        return run_lm_eval(args, out)
+
+
+@pytest.fixture(scope="session")
+def gold_run_927(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A full real GSM8K run scoring 927/1319 = 0.7028 (within 2 pp of 0.703)."""
+    return _gold_run(927, tiny_model, gsm8k_overrides, tmp_path_factory.mktemp("gold-927"))
+
+
+@pytest.fixture(scope="session")
+def gold_run_880(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A full real GSM8K run scoring 880/1319 = 0.6672 (3.6 pp below 0.703)."""
+    return _gold_run(880, tiny_model, gsm8k_overrides, tmp_path_factory.mktemp("gold-880"))

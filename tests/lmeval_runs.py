@@ -1,0 +1,83 @@
+"""Real lm-eval runs for tests: the tiny model on local GSM8K, and a 'gold' OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+LM_EVAL = [sys.executable, "-m", "lm_eval"]
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def outputs(out_dir: Path) -> tuple[Path, list[Path]]:
+    results = sorted(out_dir.rglob("results_*.json"))
+    assert len(results) == 1, f"expected one results file in {out_dir}, found {results}"
+    return results[0], sorted(out_dir.rglob("samples_*.jsonl"))
+
+
+def run_lm_eval(args: list[str], out_dir: Path) -> tuple[Path, list[Path]]:
+    env = {**os.environ, **OFFLINE_ENV}
+    proc = subprocess.run([*LM_EVAL, *args, "--output_path", str(out_dir), "--log_samples"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return outputs(out_dir)
+
+
+class GoldServer(ThreadingHTTPServer):
+    """/v1/completions that answers GSM8K questions with the gold solution for the first `correct` test questions
+    (by order in test.jsonl) and a wrong one for the rest: a positive control whose accuracy is known."""
+
+    daemon_threads = True
+
+    def __init__(self, gsm8k_dir: Path, correct: int) -> None:
+        tests = [json.loads(line) for line in (gsm8k_dir / "test.jsonl").read_text().splitlines()]
+        self.answers = {
+            t["question"].strip(): (t["answer"] if i < correct else "The answer is unknown.\n#### -1")
+            for i, t in enumerate(tests)
+        }
+        super().__init__(("127.0.0.1", 0), _GoldHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/completions"
+
+
+class _GoldHandler(BaseHTTPRequestHandler):
+    server: GoldServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        choices = []
+        for i, prompt in enumerate(prompts):
+            question = prompt.rsplit("Question:", 1)[-1].rsplit("\nAnswer:", 1)[0].strip()
+            choices.append({"index": i, "text": " " + self.server.answers.get(question, "#### -1"),
+                            "finish_reason": "stop", "logprobs": None})
+        payload = json.dumps({"id": "gold", "object": "text_completion", "model": body.get("model"),
+                              "choices": choices}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@contextmanager
+def gold_server(gsm8k_dir: Path, correct: int) -> Iterator[GoldServer]:
+    server = GoldServer(gsm8k_dir, correct)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
