@@ -96,9 +96,24 @@ def tiny_smoke_run(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: py
     """A real lm-eval `hf` run of the random tiny Qwen3 on 8 GSM8K questions (a smoke run: limit)."""
     from tests.lmeval_runs import run_lm_eval
 
-    args = ["--model", "hf", "--model_args", f"pretrained={tiny_model},dtype=float32", "--include_path",
-            str(gsm8k_overrides), "--tasks", "gsm8k", "--num_fewshot", "5", "--limit", "8", "--batch_size", "8",
-            "--gen_kwargs", "max_gen_toks=32"]
+    args = [
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_model},dtype=float32",
+        "--include_path",
+        str(gsm8k_overrides),
+        "--tasks",
+        "gsm8k",
+        "--num_fewshot",
+        "5",
+        "--limit",
+        "8",
+        "--batch_size",
+        "8",
+        "--gen_kwargs",
+        "max_gen_toks=32",
+    ]
     return run_lm_eval(args, tmp_path_factory.mktemp("tiny-run"))
 
 
@@ -106,10 +121,19 @@ def _gold_run(correct: int, tiny_model: Path, overrides: Path, out: Path):  # no
     from tests.lmeval_runs import gold_server, run_lm_eval
 
     with gold_server(GSM8K_DIR, correct) as server:
-        args = ["--model", "local-completions", "--model_args",
-                f"model=gold,base_url={server.url},tokenizer={tiny_model},tokenizer_backend=huggingface,"
-                "num_concurrent=8,max_retries=1,tokenized_requests=False",
-                "--include_path", str(overrides), "--tasks", "gsm8k", "--num_fewshot", "5"]
+        args = [
+            "--model",
+            "local-completions",
+            "--model_args",
+            f"model=gold,base_url={server.url},tokenizer={tiny_model},tokenizer_backend=huggingface,"
+            "num_concurrent=8,max_retries=1,tokenized_requests=False",
+            "--include_path",
+            str(overrides),
+            "--tasks",
+            "gsm8k",
+            "--num_fewshot",
+            "5",
+        ]
         return run_lm_eval(args, out)
 
 

@@ -13,7 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 LM_EVAL = [sys.executable, "-m", "lm_eval"]
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def outputs(out_dir: Path) -> tuple[Path, list[Path]]:
@@ -24,8 +29,13 @@ def outputs(out_dir: Path) -> tuple[Path, list[Path]]:
 
 def run_lm_eval(args: list[str], out_dir: Path) -> tuple[Path, list[Path]]:
     env = {**os.environ, **OFFLINE_ENV}
-    proc = subprocess.run([*LM_EVAL, *args, "--output_path", str(out_dir), "--log_samples"], env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [*LM_EVAL, *args, "--output_path", str(out_dir), "--log_samples"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return outputs(out_dir)
 
@@ -61,10 +71,17 @@ class _GoldHandler(BaseHTTPRequestHandler):
         choices = []
         for i, prompt in enumerate(prompts):
             question = prompt.rsplit("Question:", 1)[-1].rsplit("\nAnswer:", 1)[0].strip()
-            choices.append({"index": i, "text": " " + self.server.answers.get(question, "#### -1"),
-                            "finish_reason": "stop", "logprobs": None})
-        payload = json.dumps({"id": "gold", "object": "text_completion", "model": body.get("model"),
-                              "choices": choices}).encode()
+            choices.append(
+                {
+                    "index": i,
+                    "text": " " + self.server.answers.get(question, "#### -1"),
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            )
+        payload = json.dumps(
+            {"id": "gold", "object": "text_completion", "model": body.get("model"), "choices": choices}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

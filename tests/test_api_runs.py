@@ -8,8 +8,13 @@ from fastapi.testclient import TestClient
 from gate.settings import Settings
 from tests.conftest import make_token
 
-RUN = {"model": "Qwen/Qwen3-4B-Thinking-2507", "baseline": "qwen3-4b-thinking-2507", "tasks": ["gsm8k"],
-       "backend": "vllm-ascend", "labels": ["ascend910b"]}
+RUN = {
+    "model": "Qwen/Qwen3-4B-Thinking-2507",
+    "baseline": "qwen3-4b-thinking-2507",
+    "tasks": ["gsm8k"],
+    "backend": "vllm-ascend",
+    "labels": ["ascend910b"],
+}
 
 
 def count_runs(client: TestClient, auth: dict) -> int:
@@ -19,8 +24,14 @@ def count_runs(client: TestClient, auth: dict) -> int:
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/import", "/api/v1/baselines",
-                 "/api/v1/models/{name}/history", "/api/v1/workers/claim"):
+    for path in (
+        "/api/v1/runs",
+        "/api/v1/runs/{run_id}",
+        "/api/v1/runs/import",
+        "/api/v1/baselines",
+        "/api/v1/models/{name}/history",
+        "/api/v1/workers/claim",
+    ):
         assert path in paths
 
 
@@ -52,8 +63,12 @@ def test_auth(client: TestClient, auth: dict, settings: Settings) -> None:
     assert client.get("/api/v1/runs", headers={"Authorization": "Basic abc"}).status_code == 401
     forbidden = client.post("/api/v1/runs", json=RUN, headers=auth["read"])
     assert forbidden.status_code == 403 and "'submit'" in forbidden.json()["detail"]
-    assert client.post("/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0},
-                       headers=auth["submit"]).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=auth["submit"]
+        ).status_code
+        == 403
+    )
     assert count_runs(client, auth) == 0
 
 
@@ -84,7 +99,10 @@ def test_code_executing_tasks_need_admin_and_a_sandbox(client: TestClient, auth:
         ({**RUN, "tasks": ["gsm8k; rm -rf /"]}, "tasks"),
         ({**RUN, "model": "Qwen/x,trust_remote_code=True"}, "model"),
         ({**RUN, "backend": "tpu"}, "backend"),
-        ({**RUN, "options": {"model_args": {"revision": "main,trust_remote_code=True"}}}, "options.model_args.revision"),
+        (
+            {**RUN, "options": {"model_args": {"revision": "main,trust_remote_code=True"}}},
+            "options.model_args.revision",
+        ),
         ({**RUN, "options": {"num_fewshot": -1}}, "options.num_fewshot"),
         ({**RUN, "options": {"profile": "nope"}}, "options.profile"),
         ({**RUN, "options": {"unknown_option": 1}}, "options.unknown_option"),
@@ -100,7 +118,9 @@ def test_bad_runs_are_refused_with_the_field(client: TestClient, auth: dict, bod
 
 
 def test_malformed_json_and_oversized_bodies(client: TestClient, auth: dict, settings: Settings) -> None:
-    bad = client.post("/api/v1/runs", content=b"{not json", headers={**auth["submit"], "Content-Type": "application/json"})
+    bad = client.post(
+        "/api/v1/runs", content=b"{not json", headers={**auth["submit"], "Content-Type": "application/json"}
+    )
     assert bad.status_code == 422
     huge = b"x" * (settings.max_upload_bytes + 2 * 1024 * 1024)
     too_big = client.post("/api/v1/runs", content=huge, headers={**auth["submit"], "Content-Type": "application/json"})
@@ -109,8 +129,10 @@ def test_malformed_json_and_oversized_bodies(client: TestClient, auth: dict, set
 
 
 def test_history_filters_and_cursor(client: TestClient, auth: dict) -> None:
-    ids = [client.post("/api/v1/runs", json={**RUN, "model": f"m{i % 2}"}, headers=auth["submit"]).json()["id"]
-           for i in range(5)]
+    ids = [
+        client.post("/api/v1/runs", json={**RUN, "model": f"m{i % 2}"}, headers=auth["submit"]).json()["id"]
+        for i in range(5)
+    ]
     page = client.get("/api/v1/runs", params={"limit": 2}, headers=auth["read"]).json()
     assert [r["id"] for r in page["runs"]] == ids[::-1][:2]
     rest = client.get("/api/v1/runs", params={"limit": 10, "cursor": page["next_cursor"]}, headers=auth["read"]).json()
@@ -119,8 +141,14 @@ def test_history_filters_and_cursor(client: TestClient, auth: dict) -> None:
     assert [r["id"] for r in m0] == [ids[4], ids[2], ids[0]]
     assert client.get("/api/v1/runs", params={"task": "mmlu"}, headers=auth["read"]).json()["runs"] == []
     assert client.get("/api/v1/runs", params={"status": "succeeded"}, headers=auth["read"]).json()["runs"] == []
-    for params in ({"status": "done"}, {"verdict": "maybe"}, {"cursor": "garbage"}, {"limit": 0},
-                   {"since": "yesterday"}, {"since": "2026-01-01T00:00:00"}):
+    for params in (
+        {"status": "done"},
+        {"verdict": "maybe"},
+        {"cursor": "garbage"},
+        {"limit": 0},
+        {"since": "yesterday"},
+        {"since": "2026-01-01T00:00:00"},
+    ):
         response = client.get("/api/v1/runs", params=params, headers=auth["read"])
         assert response.status_code == 422, params
 
@@ -136,8 +164,12 @@ def test_cancel(client: TestClient, auth: dict) -> None:
 def test_baselines_are_loaded(client: TestClient, auth: dict) -> None:
     (baseline,) = client.get("/api/v1/baselines", headers=auth["read"]).json()
     scores = {s["benchmark"]: s for s in baseline["scores"]}
-    assert {k: v["score"] for k, v in scores.items()} == {"GSM8K": 0.703, "MMLU": 0.723, "MATH": 0.695,
-                                                            "HumanEval": 0.758}
+    assert {k: v["score"] for k, v in scores.items()} == {
+        "GSM8K": 0.703,
+        "MMLU": 0.723,
+        "MATH": 0.695,
+        "HumanEval": 0.758,
+    }
     gsm8k = scores["GSM8K"]
     assert (gsm8k["task"], gsm8k["metric"], gsm8k["num_fewshot"]) == ("gsm8k", "exact_match,strict-match", 5)
     assert gsm8k["protocol"] == "published, protocol unknown" and gsm8k["tolerance_pp"] == 2.0

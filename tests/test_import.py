@@ -38,20 +38,24 @@ def test_full_run_within_two_points_passes(client: TestClient, auth: dict, gold_
     strict = next(s for s in run["scores"] if s["metric"] == "exact_match,strict-match")
     assert strict["n_samples"] == 1319
     assert run["eval_profile"]["gsm8k"]["num_fewshot"] == 5 and run["eval_profile"]["gsm8k"]["limit"] is None
-    wrong = client.get(f"/api/v1/runs/{run['id']}/samples", params={"wrong": "true", "limit": 2000},
-                       headers=auth["read"]).json()
+    wrong = client.get(
+        f"/api/v1/runs/{run['id']}/samples", params={"wrong": "true", "limit": 2000}, headers=auth["read"]
+    ).json()
     assert len([s for s in wrong if s["filter"] == "strict-match"]) == 1319 - 927
     raw = client.get(f"/api/v1/runs/{run['id']}/files/results.json", headers=auth["read"])
     assert raw.content == results.read_bytes()
 
 
 @pytest.mark.lmeval
-def test_full_run_three_points_down_fails_and_pairs_with_a_reference(client: TestClient, auth: dict, gold_run_927,
-                                                                    gold_run_880) -> None:  # noqa: ANN001
-    reference = upload(client, auth["submit"], *gold_run_927, model="acme/port-gpu", backend="vllm",
-                       baseline=BASELINE).json()
-    promoted = client.post("/api/v1/baselines", json={"from_run": reference["id"], "name": "port-gpu-bf16"},
-                           headers=auth["admin"])
+def test_full_run_three_points_down_fails_and_pairs_with_a_reference(
+    client: TestClient, auth: dict, gold_run_927, gold_run_880
+) -> None:  # noqa: ANN001
+    reference = upload(
+        client, auth["submit"], *gold_run_927, model="acme/port-gpu", backend="vllm", baseline=BASELINE
+    ).json()
+    promoted = client.post(
+        "/api/v1/baselines", json={"from_run": reference["id"], "name": "port-gpu-bf16"}, headers=auth["admin"]
+    )
     assert promoted.status_code == 201, promoted.text
     assert promoted.json()["scores"][0]["protocol"] == "recorded"
     assert promoted.json()["kind"] == "reference_run"
@@ -65,8 +69,9 @@ def test_full_run_three_points_down_fails_and_pairs_with_a_reference(client: Tes
     assert paired["p_value"] < 1e-10
     assert not any("protocol offsets" in n for n in details["notes"])
 
-    history = client.get("/api/v1/models/acme/port-npu/history", params={"task": "gsm8k", "baseline": BASELINE},
-                         headers=auth["read"]).json()
+    history = client.get(
+        "/api/v1/models/acme/port-npu/history", params={"task": "gsm8k", "baseline": BASELINE}, headers=auth["read"]
+    ).json()
     assert [p["value"] for p in history["points"]] == [880 / 1319]
     assert history["baseline"] == 0.703 and history["metric"] == "exact_match,strict-match"
 
@@ -127,6 +132,8 @@ def test_promotion_refuses_smoke_runs(client: TestClient, auth: dict, tiny_smoke
     run = upload(client, auth["submit"], *tiny_smoke_run).json()
     response = client.post("/api/v1/baselines", json={"from_run": run["id"], "name": "x"}, headers=auth["admin"])
     assert response.status_code == 422 and "limit" in response.json()["detail"]
-    assert client.post("/api/v1/baselines", json={"from_run": run["id"], "name": "x"},
-                       headers=auth["submit"]).status_code == 403
+    assert (
+        client.post("/api/v1/baselines", json={"from_run": run["id"], "name": "x"}, headers=auth["submit"]).status_code
+        == 403
+    )
     assert len(client.get("/api/v1/baselines", headers=auth["read"]).json()) == 1

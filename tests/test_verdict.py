@@ -9,19 +9,32 @@ import pytest
 from gate.core import stats
 from gate.core.verdict import Candidate, Outcome, Reference, judge, overall, pair
 
-GSM8K = Reference(benchmark="GSM8K", task="gsm8k", metric="exact_match,strict-match", num_fewshot=5, score=0.703,
-                  n_samples=1319)
+GSM8K = Reference(
+    benchmark="GSM8K", task="gsm8k", metric="exact_match,strict-match", num_fewshot=5, score=0.703, n_samples=1319
+)
 FULL = {"num_fewshot": 5, "limit": None, "n_original": 1319, "n_effective": 1319}
 
 
 def candidate(value: float, **profile: object) -> Candidate:
-    return Candidate(task="gsm8k", metric="exact_match,strict-match", value=value, stderr=0.0126, n_samples=1319,
-                     profile={**FULL, **profile})
+    return Candidate(
+        task="gsm8k",
+        metric="exact_match,strict-match",
+        value=value,
+        stderr=0.0126,
+        n_samples=1319,
+        profile={**FULL, **profile},
+    )
 
 
 @pytest.mark.parametrize(
     ("score", "outcome"),
-    [(0.683, Outcome.PASS), (0.6829, Outcome.FAIL), (0.723, Outcome.PASS), (0.7231, Outcome.FAIL), (0.703, Outcome.PASS)],
+    [
+        (0.683, Outcome.PASS),
+        (0.6829, Outcome.FAIL),
+        (0.723, Outcome.PASS),
+        (0.7231, Outcome.FAIL),
+        (0.703, Outcome.PASS),
+    ],
 )
 def test_boundary_is_inclusive_and_exact(score: float, outcome: Outcome) -> None:
     assert judge(candidate(score), GSM8K).outcome is outcome
@@ -83,8 +96,9 @@ def test_sample_size_notes() -> None:
     assert "1.26 pp" in gsm8k.notes[0] and "1.6 SE wide" in gsm8k.notes[0]
     assert gsm8k.min_detectable_drop_pp == pytest.approx(3.52, abs=0.01)
     assert not any("noisy" in n for n in gsm8k.notes)
-    humaneval = Reference(benchmark="HumanEval", task="humaneval", metric="pass@1,create_test", num_fewshot=0,
-                          score=0.758, n_samples=164)
+    humaneval = Reference(
+        benchmark="HumanEval", task="humaneval", metric="pass@1,create_test", num_fewshot=0, score=0.758, n_samples=164
+    )
     v = judge(Candidate("humaneval", "pass@1,create_test", 0.758, None, 164, {"num_fewshot": 0}), humaneval)
     assert 0.45 < v.healthy_fail_rate < 0.6
     assert any("noisy" in n and "55%" in n for n in v.notes)

@@ -119,6 +119,7 @@ class RunDetail(RunOut):
     scores: list[ScoreOut]
     verdicts: list[VerdictOut]
     eval_profile: dict[str, Any] | None
+    generation: dict[str, Any] | None
     environment: dict[str, Any] | None
     ci: dict[str, Any] | None
     submitted_by: str | None
@@ -139,6 +140,7 @@ class RunDetail(RunOut):
                 VerdictOut(task=v.task, outcome=v.outcome, delta_pp=v.delta_pp, details=v.details) for v in run.verdicts
             ],
             eval_profile=run.eval_profile,
+            generation=run.generation_stats,
             environment=run.environment,
             ci=run.ci_context,
             submitted_by=run.submitted_by,

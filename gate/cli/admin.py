@@ -18,7 +18,7 @@ token = typer.Typer(help="API tokens.", no_args_is_help=True)
 baselines = typer.Typer(help="Reference scores.", no_args_is_help=True)
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     settings = get_settings()
     return make_engine(settings.database_url, settings.sqlite_busy_timeout_s)
 

@@ -145,6 +145,8 @@ class Run(Base):
     log_tail: Mapped[str | None] = mapped_column(Text)
     environment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     eval_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # task -> profile
+    # task -> share of answers that hit the generation cap (a config problem when high, not a regression)
+    generation_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result_fingerprint: Mapped[str | None] = mapped_column(String(64))  # sha256 of the accepted upload
 
     baseline: Mapped[Baseline | None] = relationship(foreign_keys=[baseline_id])

@@ -293,6 +293,8 @@ def complete(
     if log_tail is not None:
         run.log_tail = "\n".join(log_tail.splitlines()[-LOG_TAIL_LINES:])
     run.result_fingerprint = fingerprint
+    environment = dict(environment)
+    run.generation_stats = environment.pop("generation", None) or None
     return recording.record(session, run, parsed, samples, files, environment)
 
 

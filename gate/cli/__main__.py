@@ -1,0 +1,3 @@
+from gate.cli import app
+
+app(prog_name="gate")

@@ -1,0 +1,95 @@
+"""`gate worker`: the agent for an accelerator machine. HTTP only: no database credentials on workers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gate.core.options import BACKENDS
+
+BACKEND_HELP = f"one of {', '.join(BACKENDS)}"
+
+
+def _devices(value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise typer.BadParameter("devices are comma-separated integers, e.g. 0,1") from None
+
+
+def _local_data(values: list[str]) -> dict[str, Path]:
+    data = {}
+    for value in values:
+        task, sep, path = value.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--local-data takes TASK=DIR, got {value!r}")
+        data[task] = Path(path).expanduser().resolve()
+    return data
+
+
+def worker(
+    server: Annotated[str, typer.Option(help="gate server URL", envvar="GATE_SERVER")],
+    token: Annotated[str, typer.Option(help="a token with the worker scope", envvar="GATE_TOKEN")],
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)],
+    label: Annotated[list[str] | None, typer.Option(help="a label runs may ask for; repeat for several")] = None,
+    devices: Annotated[str | None, typer.Option(help="accelerator indices, e.g. 0,1")] = None,
+    name: Annotated[str | None, typer.Option(help="worker name (default: host-backend)")] = None,
+    local_data: Annotated[
+        list[str] | None,
+        typer.Option(help="TASK=DIR: evaluate TASK on local files (air-gapped), e.g. gsm8k=/data/gsm8k"),
+    ] = None,
+    work_dir: Annotated[Path, typer.Option(help="outputs, logs and response caches")] = Path(".gate-worker"),
+    openai_base_url: Annotated[
+        str | None, typer.Option(help="backend openai: the server, e.g. http://h:8000/v1")
+    ] = None,
+    openai_model: Annotated[str | None, typer.Option(help="backend openai: the served model name")] = None,
+    openai_tokenizer: Annotated[str | None, typer.Option(help="backend openai: tokenizer path or id")] = None,
+    allow_trust_remote_code: Annotated[bool, typer.Option(help="let admin-approved runs load remote code")] = False,
+    heartbeat_s: Annotated[float, typer.Option(help="seconds between lease renewals")] = 30.0,
+    fence_s: Annotated[float, typer.Option(help="stop the evaluation after this long without a renewal")] = 240.0,
+    cancel_grace_s: Annotated[float, typer.Option(help="SIGTERM-to-SIGKILL grace when stopping lm-eval")] = 10.0,
+    time_limit_s: Annotated[float, typer.Option(help="default per-run time limit")] = 6 * 3600.0,
+    claim_wait_s: Annotated[float, typer.Option(help="long-poll window of a claim")] = 20.0,
+    max_runs: Annotated[int | None, typer.Option(help="exit after this many runs")] = None,
+) -> None:
+    """Claim runs from a gate server and execute them with lm-eval."""
+    from gate.worker import agent, command, datasets
+    from gate.worker.client import GateClient
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    work_dir = work_dir.resolve()
+    include_path = None
+    if local_data:
+        try:
+            include_path = datasets.write_overrides(_local_data(local_data), work_dir / "tasks")
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    config = command.WorkerConfig(
+        backend=backend,
+        labels=tuple(label or ()),
+        devices=_devices(devices),
+        work_dir=work_dir,
+        include_path=include_path,
+        allow_trust_remote_code=allow_trust_remote_code,
+        openai_base_url=openai_base_url,
+        openai_model=openai_model,
+        openai_tokenizer=openai_tokenizer,
+    )
+    timing = agent.Timing(
+        heartbeat_s=heartbeat_s, fence_s=fence_s, cancel_grace_s=cancel_grace_s, time_limit_s=time_limit_s
+    )
+    client = GateClient(server, token)
+    the_agent = agent.Agent(client, config, timing, name=name)
+    the_agent.install_signal_handlers()
+    try:
+        the_agent.serve(max_runs=max_runs)
+    finally:
+        client.close()

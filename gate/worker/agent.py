@@ -1,0 +1,234 @@
+"""The worker agent: claim a run, renew its lease, run lm-eval, upload the result exactly once.
+
+Execution is at least once, recording exactly once: a lost lease means another attempt may run, and the
+server refuses this attempt's writes. A worker that cannot renew for `fence_s` stops its own evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from gate.core.options import RunOptions
+from gate.worker import command, environment, generation, modelref
+from gate.worker.client import GateClient, LeaseLost, ServerRefused
+from gate.worker.process import Evaluation
+
+log = logging.getLogger("gate.worker")
+POLL_S = 0.2  # how often the agent looks at its evaluation
+INFRASTRUCTURE = re.compile(
+    r"out of memory|OutOfMemoryError|MemoryError|Connection ?refused|ConnectionError|ReadTimeout|"
+    r"NCCL error|HCCL|device-side assert|Segmentation fault|Bus error",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Timing:
+    heartbeat_s: float = 30.0
+    fence_s: float = 240.0  # a worker that has not renewed for this long kills its own evaluation
+    cancel_grace_s: float = 10.0
+    time_limit_s: float = 6 * 3600.0
+    claim_wait_s: float = 20.0
+    watch_wait_s: float = 20.0
+
+
+def classify(exit_code: int, log_tail: str) -> str:
+    """Infrastructure failures (killed, crashed, out of memory, network) are retried; the rest are the user's."""
+    if exit_code < 0 or INFRASTRUCTURE.search(log_tail):
+        return "infrastructure"
+    return "user"
+
+
+class Agent:
+    def __init__(
+        self, client: GateClient, config: command.WorkerConfig, timing: Timing | None = None, name: str | None = None
+    ) -> None:
+        self.client, self.config, self.timing = client, config, timing or Timing()
+        self.name = name or f"{socket.gethostname()}-{config.backend}"
+        self.draining = threading.Event()
+        self.info = environment.capture()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT drain: claim nothing new, hand back the current run."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.draining.set())
+
+    def serve(self, max_runs: int | None = None) -> int:
+        """Claim and execute runs until drained (or max_runs done). Returns the number of runs executed."""
+        executed = 0
+        while not self.draining.is_set() and (max_runs is None or executed < max_runs):
+            try:
+                claimed = self.client.claim(
+                    self.name, self.config.backend, list(self.config.labels), self.info, self.timing.claim_wait_s
+                )
+            except ConnectionError as exc:
+                log.warning("claim failed: %s", exc)
+                self.draining.wait(5)
+                continue
+            if claimed is not None and self.draining.is_set():
+                self._hand_back(claimed["run_id"], claimed["lease"])  # claimed while the drain began
+            elif claimed is not None:
+                self.execute(claimed)
+                executed += 1
+        log.info("worker %s drained after %d run(s)", self.name, executed)
+        return executed
+
+    def execute(self, claimed: dict[str, Any]) -> str:
+        """Run one claimed run to an end. Returns what happened (for logs and tests)."""
+        run_id, lease = claimed["run_id"], claimed["lease"]
+        log.info("run %s attempt %s: %s on %s", run_id, claimed["attempt"], claimed["model"], claimed["tasks"])
+        try:  # lm-eval starts only after the first renewal succeeds
+            self.client.heartbeat(run_id, lease, None, None, "", retry=True)
+        except (LeaseLost, ConnectionError) as exc:
+            log.warning("run %s: first renewal failed, not starting: %s", run_id, exc)
+            return "not started"
+        try:
+            options = RunOptions.model_validate(claimed.get("options") or {})
+            model_path = modelref.resolve(claimed["model"], self.config.work_dir / "models")
+            cache = (
+                self.config.work_dir
+                / "cache"
+                / command.cache_key(
+                    claimed["model"], options.model_args.revision, self.config.backend, self.info["device"]["kind"]
+                )
+            )
+            cache.mkdir(parents=True, exist_ok=True)
+            invocation = command.build(claimed, model_path, self.config, cache / "responses")
+        except (command.RefusedRun, modelref.ModelUnavailable, ValidationError, ValueError) as exc:
+            return self._report_failure(run_id, lease, str(exc), "user", "")
+        return self._supervise(claimed, options, model_path, invocation)
+
+    def _supervise(
+        self, claimed: dict[str, Any], options: RunOptions, model_path: str, invocation: command.Invocation
+    ) -> str:
+        run_id, lease = claimed["run_id"], claimed["lease"]
+        evaluation = Evaluation(invocation, invocation.output_dir / "lm_eval.log")
+        stop_reason = threading.Event()
+        verdict: dict[str, str] = {}
+        watcher = threading.Thread(
+            target=self._watch,
+            args=(run_id, lease, evaluation, verdict, stop_reason),
+            daemon=True,
+            name=f"watch-{run_id}",
+        )
+        watcher.start()
+        started = last_renewal = last_beat = time.monotonic()
+        time_limit = options.time_limit_s or self.timing.time_limit_s
+        outcome = None
+        while evaluation.poll() is None:
+            now = time.monotonic()
+            if stop_reason.is_set():
+                outcome = verdict.get("state", "lost")
+            elif self.draining.is_set():
+                outcome = "drained"
+            elif now - started > time_limit:
+                outcome = "timeout"
+            elif now - last_renewal > self.timing.fence_s:
+                outcome = "fenced"
+            elif now - last_beat >= self.timing.heartbeat_s:
+                last_beat = now
+                try:
+                    self.client.heartbeat(run_id, lease, evaluation.done, evaluation.total, evaluation.log_tail)
+                    last_renewal = now
+                except LeaseLost as exc:
+                    verdict["state"] = "cancelled" if "cancelled" in str(exc) else "lost"
+                    outcome = verdict["state"]
+                except ConnectionError as exc:
+                    log.warning(
+                        "run %s: heartbeat failed (%s); fencing in %.0f s",
+                        run_id,
+                        exc,
+                        self.timing.fence_s - (now - last_renewal),
+                    )
+            if outcome is not None:
+                break
+            time.sleep(POLL_S)
+        stop_reason.set()
+        if outcome is not None:
+            evaluation.stop(self.timing.cancel_grace_s)
+            log.info("run %s: evaluation stopped (%s)", run_id, outcome)
+            if outcome == "timeout":
+                return self._report_failure(
+                    run_id, lease, f"time limit of {time_limit:g} s reached", "timeout", evaluation.log_tail
+                )
+            if outcome == "drained":
+                self._hand_back(run_id, lease)
+            return outcome  # cancelled, lost or fenced: another attempt (or nobody) owns the run now
+        return self._finish(claimed, options, model_path, invocation, evaluation)
+
+    def _watch(
+        self, run_id: int, lease: str, evaluation: Evaluation, verdict: dict[str, str], stop: threading.Event
+    ) -> None:
+        """Long-poll the server so that a cancel arrives within about a second, not at the next heartbeat."""
+        while not stop.is_set() and evaluation.poll() is None:
+            try:
+                state = self.client.watch(run_id, lease, self.timing.watch_wait_s)
+            except (ConnectionError, ServerRefused, LeaseLost):
+                stop.wait(1.0)
+                continue
+            if state != "running":
+                verdict["state"] = state
+                stop.set()
+
+    def _finish(
+        self,
+        claimed: dict[str, Any],
+        options: RunOptions,
+        model_path: str,
+        invocation: command.Invocation,
+        evaluation: Evaluation,
+    ) -> str:
+        run_id, lease = claimed["run_id"], claimed["lease"]
+        code = evaluation.wait()
+        tail = evaluation.log_tail
+        if code != 0:
+            return self._report_failure(
+                run_id, lease, f"lm-eval exited with {code}: {_last_error(tail)}", classify(code, tail), tail
+            )
+        results = sorted(invocation.output_dir.rglob("results_*.json"))
+        samples = sorted(invocation.output_dir.rglob("samples_*.jsonl"))
+        if len(results) != 1:
+            return self._report_failure(
+                run_id, lease, f"lm-eval wrote {len(results)} results files, expected 1", "infrastructure", tail
+            )
+        env = {
+            **self.info,
+            "generation": generation.truncation(
+                samples,
+                options.model_args.tokenizer
+                or (model_path if self.config.backend != "openai" else self.config.openai_tokenizer),
+                options.gen_kwargs.max_gen_toks,
+            ),
+        }
+        try:
+            self.client.complete(run_id, lease, results[0], samples, env, tail)
+        except LeaseLost as exc:
+            log.warning("run %s: result refused, the lease is gone: %s", run_id, exc)
+            return "lost"
+        except ServerRefused as exc:
+            return self._report_failure(run_id, lease, f"the server refused the results: {exc}", "user", tail)
+        log.info("run %s: results recorded", run_id)
+        return "completed"
+
+    def _report_failure(self, run_id: int, lease: str, reason: str, kind: str, tail: str) -> str:
+        log.warning("run %s failed (%s): %s", run_id, kind, reason)
+        try:
+            self.client.fail(run_id, lease, reason, kind, tail, self.info)
+        except (LeaseLost, ServerRefused, ConnectionError) as exc:
+            log.warning("run %s: failure not recorded: %s", run_id, exc)
+        return f"failed:{kind}"
+
+
+def _last_error(tail: str) -> str:
+    lines = [line for line in tail.splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"Error|Exception|error:", line)]
+    return (errors or lines or ["no output"])[-1][:500]

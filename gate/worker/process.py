@@ -1,0 +1,106 @@
+"""lm-eval as a child process: its own process group (so a signal reaches vLLM's workers too), a log tail,
+and progress read from its progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import threading
+from collections import deque
+from pathlib import Path
+
+from gate.worker.command import Invocation
+
+LOG_TAIL_LINES = 200
+PROGRESS = re.compile(r"Running \w+ requests:.*?\|\s*(\d+)/(\d+)")
+READ_CHUNK = 65536
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the evaluation when the agent dies (kill -9 included), so no orphan holds the device."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Evaluation:
+    """A running lm-eval process."""
+
+    def __init__(self, invocation: Invocation, log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.done = self.total = None
+        self.process = subprocess.Popen(
+            invocation.argv,
+            env={**os.environ, **invocation.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self._reader = threading.Thread(target=self._read, name="lm-eval-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        pending = ""
+        while chunk := self.process.stdout.read1(READ_CHUNK):
+            self._log.write(chunk)
+            pending += chunk.decode("utf-8", "replace")
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                self._line(line)
+            if "\r" in pending:  # a progress bar redrawing itself
+                frames = pending.split("\r")
+                pending = frames.pop()
+                for frame in frames:
+                    self._progress(frame)
+        if pending:
+            self._line(pending)
+        self._log.close()
+
+    def _progress(self, frame: str) -> None:
+        if match := PROGRESS.search(frame):
+            self.done, self.total = int(match.group(1)), int(match.group(2))
+
+    def _line(self, line: str) -> None:
+        frames = line.split("\r")
+        for frame in frames:
+            self._progress(frame)
+        last = frames[-1].rstrip()
+        if last:
+            self._tail.append(last)
+
+    @property
+    def log_tail(self) -> str:
+        return "\n".join(self._tail)
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def stop(self, grace_s: float) -> int:
+        """SIGTERM to the whole process group, SIGKILL after the grace period."""
+        if self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                return self.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+        return self.wait()
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
