@@ -43,7 +43,7 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def sessions(database_url: str):  # noqa: ANN201
+def sessions(database_url: str):
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     yield make_session_factory(engine)
@@ -92,7 +92,7 @@ def gsm8k_overrides(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_smoke_run(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def tiny_smoke_run(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):
     """A real lm-eval `hf` run of the random tiny Qwen3 on 8 GSM8K questions (a smoke run: limit)."""
     from tests.lmeval_runs import run_lm_eval
 
@@ -117,7 +117,7 @@ def tiny_smoke_run(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: py
     return run_lm_eval(args, tmp_path_factory.mktemp("tiny-run"))
 
 
-def _gold_run(correct: int, tiny_model: Path, overrides: Path, out: Path):  # noqa: ANN202
+def _gold_run(correct: int, tiny_model: Path, overrides: Path, out: Path):
     from tests.lmeval_runs import gold_server, run_lm_eval
 
     with gold_server(GSM8K_DIR, correct) as server:
@@ -138,12 +138,12 @@ def _gold_run(correct: int, tiny_model: Path, overrides: Path, out: Path):  # no
 
 
 @pytest.fixture(scope="session")
-def gold_run_927(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def gold_run_927(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):
     """A full real GSM8K run scoring 927/1319 = 0.7028 (within 2 pp of 0.703)."""
     return _gold_run(927, tiny_model, gsm8k_overrides, tmp_path_factory.mktemp("gold-927"))
 
 
 @pytest.fixture(scope="session")
-def gold_run_880(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def gold_run_880(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):
     """A full real GSM8K run scoring 880/1319 = 0.6672 (3.6 pp below 0.703)."""
     return _gold_run(880, tiny_model, gsm8k_overrides, tmp_path_factory.mktemp("gold-880"))

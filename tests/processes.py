@@ -138,7 +138,7 @@ class Api:
         until: tuple[str, ...] = ("succeeded", "failed", "cancelled"),
         timeout: float = 240,
         predicate=None,
-    ) -> dict:  # noqa: ANN001
+    ) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.run(run_id)

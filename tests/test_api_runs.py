@@ -176,7 +176,7 @@ def test_baselines_are_loaded(client: TestClient, auth: dict) -> None:
     assert baseline["source"] == "Qwen3 official release, as cited in the Mem-Agent model card"
 
 
-def test_token_scopes_are_stored_hashed(settings: Settings, sessions) -> None:  # noqa: ANN001
+def test_token_scopes_are_stored_hashed(settings: Settings, sessions) -> None:
     from sqlalchemy import select
 
     from gate.store.models import ApiToken

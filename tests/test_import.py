@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 BASELINE = "qwen3-4b-thinking-2507"
 
 
-def upload(client: TestClient, headers: dict, results: Path, samples: list[Path], **form: str):  # noqa: ANN201
+def upload(client: TestClient, headers: dict, results: Path, samples: list[Path], **form: str):
     files = [("results", (results.name, results.read_bytes(), "application/json"))]
     files += [("samples", (s.name, s.read_bytes(), "application/x-ndjson")) for s in samples]
     return client.post("/api/v1/runs/import", files=files, data=form, headers=headers)
@@ -22,7 +22,7 @@ def state(client: TestClient, auth: dict) -> list:
 
 
 @pytest.mark.lmeval
-def test_full_run_within_two_points_passes(client: TestClient, auth: dict, gold_run_927) -> None:  # noqa: ANN001
+def test_full_run_within_two_points_passes(client: TestClient, auth: dict, gold_run_927) -> None:
     results, samples = gold_run_927
     response = upload(client, auth["submit"], results, samples, model="acme/port-npu", baseline=BASELINE)
     assert response.status_code == 201, response.text
@@ -49,7 +49,7 @@ def test_full_run_within_two_points_passes(client: TestClient, auth: dict, gold_
 @pytest.mark.lmeval
 def test_full_run_three_points_down_fails_and_pairs_with_a_reference(
     client: TestClient, auth: dict, gold_run_927, gold_run_880
-) -> None:  # noqa: ANN001
+) -> None:
     reference = upload(
         client, auth["submit"], *gold_run_927, model="acme/port-gpu", backend="vllm", baseline=BASELINE
     ).json()
@@ -77,7 +77,7 @@ def test_full_run_three_points_down_fails_and_pairs_with_a_reference(
 
 
 @pytest.mark.lmeval
-def test_smoke_run_is_not_comparable(client: TestClient, auth: dict, tiny_smoke_run) -> None:  # noqa: ANN001
+def test_smoke_run_is_not_comparable(client: TestClient, auth: dict, tiny_smoke_run) -> None:
     results, samples = tiny_smoke_run
     run = upload(client, auth["submit"], results, samples, baseline=BASELINE).json()
     assert run["verdict"] == "not_comparable"
@@ -90,11 +90,11 @@ def test_smoke_run_is_not_comparable(client: TestClient, auth: dict, tiny_smoke_
 
 
 @pytest.mark.lmeval
-def test_refused_uploads_change_nothing(client: TestClient, auth: dict, tiny_smoke_run, tmp_path: Path) -> None:  # noqa: ANN001
+def test_refused_uploads_change_nothing(client: TestClient, auth: dict, tiny_smoke_run, tmp_path: Path) -> None:
     results, samples = tiny_smoke_run
     raw = json.loads(results.read_text())
 
-    def variant(name: str, mutate) -> Path:  # noqa: ANN001
+    def variant(name: str, mutate) -> Path:
         data = json.loads(results.read_text())
         mutate(data)
         path = tmp_path / name
@@ -128,7 +128,7 @@ def test_refused_uploads_change_nothing(client: TestClient, auth: dict, tiny_smo
 
 
 @pytest.mark.lmeval
-def test_promotion_refuses_smoke_runs(client: TestClient, auth: dict, tiny_smoke_run) -> None:  # noqa: ANN001
+def test_promotion_refuses_smoke_runs(client: TestClient, auth: dict, tiny_smoke_run) -> None:
     run = upload(client, auth["submit"], *tiny_smoke_run).json()
     response = client.post("/api/v1/baselines", json={"from_run": run["id"], "name": "x"}, headers=auth["admin"])
     assert response.status_code == 422 and "limit" in response.json()["detail"]

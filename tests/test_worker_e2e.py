@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import time
 from pathlib import Path
 
 import psutil
@@ -48,7 +46,7 @@ def _descends(process: psutil.Process, ancestor: int) -> bool:
         return False
 
 
-def stop(*processes) -> None:  # noqa: ANN002
+def stop(*processes) -> None:
     for p in processes:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)

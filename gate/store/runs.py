@@ -295,6 +295,7 @@ def complete(
     run.result_fingerprint = fingerprint
     environment = dict(environment)
     run.generation_stats = environment.pop("generation", None) or None
+    run.progress_done = run.progress_total = sum(p.get("n_effective") or 0 for p in parsed.profiles.values())
     return recording.record(session, run, parsed, samples, files, environment)
 
 

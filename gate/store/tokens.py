@@ -38,6 +38,15 @@ def create(session: Session, name: str, scopes: list[str]) -> str:
     return token
 
 
+def replace(session: Session, name: str, scopes: list[str]) -> str:
+    """Create a token under this name, dropping an earlier one (local set-ups recreate theirs at each start)."""
+    old = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if old is not None:
+        session.delete(old)
+        session.flush()
+    return create(session, name, scopes)
+
+
 def lookup(session: Session, token: str) -> ApiToken | None:
     found = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
     if found is None or found.revoked_at is not None:
