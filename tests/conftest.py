@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gate.api.app import create_app
+from gate.core.baselines import read_dir
 from gate.settings import Settings
+from gate.store import baselines as stored_baselines
 from gate.store import migrate, tokens
 from gate.store.db import make_engine, make_session_factory, transaction
 
@@ -46,7 +48,10 @@ def settings(database_url: str) -> Settings:
 def sessions(database_url: str):
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    yield make_session_factory(engine)
+    factory = make_session_factory(engine)
+    with transaction(factory, write=True) as session:
+        stored_baselines.load(session, read_dir(Settings().baselines_dir))
+    yield factory
     engine.dispose()
 
 

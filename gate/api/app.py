@@ -65,12 +65,17 @@ class BodyLimit:
                 await too_large(scope, receive, send)
 
 
+def _reap(app: FastAPI) -> tuple[int, int]:
+    with transaction(app.state.sessions, write=True) as session:
+        return run_store.reap(session, app.state.settings.queued_ttl_s)
+
+
 async def _reaper(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     while True:
         try:
-            with transaction(app.state.sessions, write=True) as session:
-                lost, expired = run_store.reap(session, settings.queued_ttl_s)
+            # In a thread: waiting for SQLite's write lock on the event loop would stall every request.
+            lost, expired = await asyncio.to_thread(_reap, app)
             if lost or expired:
                 log.info("reaper: %d runs with lost leases, %d expired unclaimed", lost, expired)
         except Exception:  # the sweep must outlive a database blip; it logs and tries again

@@ -8,7 +8,8 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
 
 from gate.api.deps import Reader, SessionDep, SettingsDep, Submitter
 from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
@@ -16,6 +17,7 @@ from gate.api.uploads import parse_upload
 from gate.core.options import BACKENDS, check_model_ref
 from gate.errors import InvalidInput
 from gate.store import queries, runs
+from gate.store.db import transaction
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 MAX_PAGE = 200
@@ -148,7 +150,7 @@ def export_runs(
 
 @router.post("/import", status_code=status.HTTP_201_CREATED, response_model=RunDetail)
 async def import_run(
-    session: SessionDep,
+    request: Request,
     settings: SettingsDep,
     principal: Submitter,
     results: Annotated[UploadFile, File(description="lm-eval results_*.json")],
@@ -177,18 +179,23 @@ async def import_run(
             ci_context = CIContext.model_validate_json(ci).model_dump(exclude_none=True)
         except ValueError as exc:
             raise InvalidInput(f"ci is not a valid CI context: {exc}", field="ci") from None
-    run = runs.import_results(
-        session,
-        model=model_name,
-        backend=backend,
-        baseline_name=baseline,
-        parsed=parsed,
-        samples=outcomes,
-        files=files,
-        submitted_by=principal.name,
-        ci_context=ci_context,
-    )
-    return RunDetail.full(run, sorted(files))
+
+    def store() -> RunDetail:  # the write lock is taken only once the upload is parsed and checked
+        with transaction(request.app.state.sessions, write=True) as session:
+            run = runs.import_results(
+                session,
+                model=model_name,
+                backend=backend,
+                baseline_name=baseline,
+                parsed=parsed,
+                samples=outcomes,
+                files=files,
+                submitted_by=principal.name,
+                ci_context=ci_context,
+            )
+            return RunDetail.full(run, sorted(files))
+
+    return await run_in_threadpool(store)
 
 
 @router.get("/{run_id}", response_model=RunDetail)

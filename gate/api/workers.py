@@ -181,7 +181,7 @@ async def watch(
 @router.post("/runs/{run_id}/complete", response_model=RunOut)
 async def complete(
     run_id: int,
-    session: SessionDep,
+    request: Request,
     settings: SettingsDep,
     _: WorkerAuth,
     lease: Annotated[str, Form(min_length=1, max_length=100)],
@@ -198,8 +198,12 @@ async def complete(
         raise InvalidInput("environment is not valid JSON", field="environment") from None
     if not isinstance(env, dict):
         raise InvalidInput("environment must be a JSON object", field="environment")
-    run = runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail)
-    return RunOut.of(run)
+
+    def store() -> RunOut:  # the write lock is taken only once the upload is parsed and checked
+        with transaction(request.app.state.sessions, write=True) as session:
+            return RunOut.of(runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail))
+
+    return await run_in_threadpool(store)
 
 
 @router.post("/runs/{run_id}/fail", response_model=RunOut)

@@ -50,8 +50,24 @@ def _wait_healthy(url: str, timeout_s: float = 60) -> None:
 
 
 def _start_worker(url: str, token: str, local_data: list[str], work_dir: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "gate.cli", "worker", "--server", url, "--token", token, "--backend", "hf",
-            "--name", "local", "--work-dir", str(work_dir), "--heartbeat-s", "5"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gate.cli",
+        "worker",
+        "--server",
+        url,
+        "--token",
+        token,
+        "--backend",
+        "hf",
+        "--name",
+        "local",
+        "--work-dir",
+        str(work_dir),
+        "--heartbeat-s",
+        "5",
+    ]
     for item in local_data:
         argv += ["--local-data", item]
     return subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -62,13 +78,24 @@ def _queue_demo(url: str, admin_token: str, work_dir: Path, local_data: list[str
 
     gsm8k = next((Path(item.split("=", 1)[1]) for item in local_data if item.startswith("gsm8k=")), None)
     model_dir = build(work_dir / "demo-model", gsm8k)
-    body = {"model": str(model_dir), "backend": "hf", "tasks": ["gsm8k"], "baseline": "qwen3-4b-thinking-2507",
-            "options": {"limit": 8, "num_fewshot": 5, "batch_size": 8, "gen_kwargs": {"max_gen_toks": 64},
-                        "model_args": {"dtype": "float32"}}}
+    body = {
+        "model": str(model_dir),
+        "backend": "hf",
+        "tasks": ["gsm8k"],
+        "baseline": "qwen3-4b-thinking-2507",
+        "options": {
+            "limit": 8,
+            "num_fewshot": 5,
+            "batch_size": 8,
+            "gen_kwargs": {"max_gen_toks": 64},
+            "model_args": {"dtype": "float32"},
+        },
+    }
     response = httpx.post(f"{url}/api/v1/runs", json=body, headers={"Authorization": f"Bearer {admin_token}"})
     response.raise_for_status()
-    typer.echo(f"{DEMO_BANNER}\n demo run {response.json()['id']} queued: {url}/runs/{response.json()['id']}\n",
-               err=True)
+    typer.echo(
+        f"{DEMO_BANNER}\n demo run {response.json()['id']} queued: {url}/runs/{response.json()['id']}\n", err=True
+    )
 
 
 def serve(
@@ -101,7 +128,7 @@ def serve(
 
         threading.Thread(target=side_car, daemon=True).start()
     try:
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     finally:
         for child in children:
             child.terminate()

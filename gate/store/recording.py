@@ -122,8 +122,8 @@ def record(
     final = verdict.overall(outcomes)
     run.verdict = final.value if final else None
     run.status = RunStatus.SUCCEEDED
+    run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome
     run.finished_at = utcnow()
-    run.lease_token = None
-    run.lease_expires_at = None
+    run.lease_expires_at = None  # the token stays: a replayed upload of this attempt is recognised
     session.flush()
     return run

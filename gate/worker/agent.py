@@ -165,6 +165,12 @@ class Agent:
             return outcome  # cancelled, lost or fenced: another attempt (or nobody) owns the run now
         return self._finish(claimed, options, model_path, invocation, evaluation)
 
+    def _hand_back(self, run_id: int, lease: str) -> None:
+        try:
+            self.client.release(run_id, lease)
+        except (LeaseLost, ConnectionError, ServerRefused) as exc:
+            log.warning("run %s: could not hand back the lease: %s", run_id, exc)
+
     def _watch(
         self, run_id: int, lease: str, evaluation: Evaluation, verdict: dict[str, str], stop: threading.Event
     ) -> None:
