@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from gate.errors import Forbidden, Unauthorized
@@ -15,6 +15,8 @@ from gate.store import tokens
 from gate.store.db import IMMEDIATE
 
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
+MAX_ID = 2**31 - 1  # ids are 32-bit on Postgres; larger values could not name a row
+RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from gate.api.deps import Reader, SessionDep, SettingsDep, Submitter
+from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter
 from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
 from gate.api.uploads import parse_upload
 from gate.core.options import BACKENDS, check_model_ref
@@ -199,7 +199,7 @@ async def import_run(
 
 
 @router.get("/{run_id}", response_model=RunDetail)
-def get_run(run_id: int, session: SessionDep, _: Reader) -> RunDetail:
+def get_run(run_id: RunId, session: SessionDep, _: Reader) -> RunDetail:
     """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
     run = runs.get(session, run_id)
     return RunDetail.full(run, queries.artifact_names(session, run_id))
@@ -207,7 +207,7 @@ def get_run(run_id: int, session: SessionDep, _: Reader) -> RunDetail:
 
 @router.get("/{run_id}/samples", response_model=list[SampleOut])
 def get_samples(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     _: Reader,
     task: Annotated[str | None, Query(max_length=200)] = None,
@@ -222,7 +222,7 @@ def get_samples(
 
 
 @router.get("/{run_id}/files/{name}", response_class=Response)
-def get_file(run_id: int, name: str, session: SessionDep, _: Reader) -> Response:
+def get_file(run_id: RunId, name: str, session: SessionDep, _: Reader) -> Response:
     """The raw lm-eval file as uploaded."""
     content = queries.artifact(session, run_id, name)
     media = "application/json" if name.endswith(".json") else "application/x-ndjson"
@@ -230,6 +230,6 @@ def get_file(run_id: int, name: str, session: SessionDep, _: Reader) -> Response
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, session: SessionDep, _: Submitter) -> RunOut:
+def cancel_run(run_id: RunId, session: SessionDep, _: Submitter) -> RunOut:
     """Cancel a queued or running run; a running evaluation is stopped by its worker."""
     return RunOut.of(runs.cancel(session, run_id))

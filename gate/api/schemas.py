@@ -231,7 +231,7 @@ class BaselineOut(BaseModel):
 class BaselinePromote(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_run: int = Field(ge=1)
+    from_run: int = Field(ge=1, le=2**31 - 1)
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from gate.api.deps import Reader, SessionDep, SettingsDep, WorkerAuth
+from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, WorkerAuth
 from gate.api.schemas import RunOut, WorkerOut
 from gate.api.uploads import parse_upload
 from gate.errors import InvalidInput
@@ -136,7 +136,7 @@ async def claim(body: ClaimRequest, request: Request, _: WorkerAuth) -> Any:
 
 @router.post("/runs/{run_id}/heartbeat", response_model=HeartbeatReply)
 def heartbeat(
-    run_id: int, body: Heartbeat, session: SessionDep, settings: SettingsDep, _: WorkerAuth
+    run_id: RunId, body: Heartbeat, session: SessionDep, settings: SettingsDep, _: WorkerAuth
 ) -> HeartbeatReply:
     """Renew the lease and report progress; 409 when the run was cancelled or handed to another attempt."""
     run = runs.renew(
@@ -153,7 +153,7 @@ def heartbeat(
 
 @router.get("/runs/{run_id}/watch", response_model=WatchReply)
 async def watch(
-    run_id: int,
+    run_id: RunId,
     request: Request,
     _: WorkerAuth,
     lease: Annotated[str, Query(min_length=1, max_length=100)],
@@ -180,7 +180,7 @@ async def watch(
 
 @router.post("/runs/{run_id}/complete", response_model=RunOut)
 async def complete(
-    run_id: int,
+    run_id: RunId,
     request: Request,
     settings: SettingsDep,
     _: WorkerAuth,
@@ -207,14 +207,14 @@ async def complete(
 
 
 @router.post("/runs/{run_id}/fail", response_model=RunOut)
-def fail(run_id: int, body: Failure, session: SessionDep, _: WorkerAuth) -> RunOut:
+def fail(run_id: RunId, body: Failure, session: SessionDep, _: WorkerAuth) -> RunOut:
     """End the attempt: infrastructure failures are retried while attempts remain, others end the run."""
     run = runs.fail(session, run_id, body.lease, body.reason, body.kind, body.log_tail, body.environment)
     return RunOut.of(run)
 
 
 @router.post("/runs/{run_id}/release", response_model=RunOut)
-def release(run_id: int, body: Release, session: SessionDep, _: WorkerAuth) -> RunOut:
+def release(run_id: RunId, body: Release, session: SessionDep, _: WorkerAuth) -> RunOut:
     """A draining worker hands back a run it will not finish: queued again at once."""
     return RunOut.of(runs.release(session, run_id, body.lease))
 

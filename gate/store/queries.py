@@ -37,7 +37,10 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not raw.startswith("r"):
             raise ValueError
-        return int(raw[1:])
+        run_id = int(raw[1:])
+        if not 0 < run_id < 2**31:
+            raise ValueError
+        return run_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("cursor is not one this server issued", field="cursor") from None
 
