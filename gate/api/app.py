@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gate.api import baselines, runs, workers
@@ -20,6 +23,8 @@ from gate.store import baselines as stored_baselines
 from gate.store import migrate
 from gate.store import runs as run_store
 from gate.store.db import make_engine, make_session_factory, transaction
+from gate.web import routes as web_routes
+from gate.web.static import STATIC_DIR
 
 log = logging.getLogger("gate")
 
@@ -128,5 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (runs.router, baselines.router, workers.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(web_routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.templates = Jinja2Templates(directory=settings.templates_dir)
+    app.state.templates.env.filters["pp"] = lambda value: "—" if value is None else f"{value:+.2f} pp"
+    app.state.templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
+    app.state.templates.env.filters["pct"] = lambda value: "—" if value is None else f"{value * 100:.2f}"
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
     return app

@@ -51,11 +51,19 @@ class Principal:
 
 
 ANONYMOUS = Principal(name="anonymous", scopes=frozenset({"read"}))
+# The dashboard's sign-in cookie. It only ever grants reads: a cookie rides along with cross-site requests.
+READ_COOKIE = "gate_token"
 
 
 def _principal(request: Request, settings: Settings) -> Principal | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    cookie = request.cookies.get(READ_COOKIE)
+    if not header and cookie and request.method in READ_METHODS:
+        with request.app.state.sessions() as session:
+            found = tokens.lookup(session, cookie)
+            if found is not None:
+                return Principal(name=found.name, scopes=frozenset(tokens.granted(found.scopes)) & {"read"})
     if not header:
         return ANONYMOUS if settings.anonymous_read and request.method in READ_METHODS else None
     if scheme.lower() != "bearer" or not token:

@@ -109,6 +109,8 @@ def submit(
             session.add(run)
             session.flush()
     except exc.IntegrityError:
+        if idempotency_key is None:
+            raise
         # Another request with the same Idempotency-Key won the race.
         existing = session.scalar(select(Run).where(Run.idempotency_key == idempotency_key))
         if existing is None:
@@ -241,7 +243,7 @@ def leased(session: Session, run_id: int, token: str) -> Run:
     run = session.get(Run, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
-    if run.lease_token is None or not secrets.compare_digest(run.lease_token, token):
+    if run.lease_token is None or not secrets.compare_digest(run.lease_token.encode(), token.encode()):
         raise Conflict(f"run {run_id}: this lease is stale (the run was handed to another attempt)")
     if run.status == RunStatus.CANCELLED:
         raise Conflict(f"run {run_id} was cancelled")

@@ -1,0 +1,130 @@
+"""HTML routes. Each gathers plain data (gate.web.views, gate.store.queries) and renders a template."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, get_args
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from gate.api.deps import MAX_ID, READ_COOKIE, Reader, RunId, SessionDep, SettingsDep
+from gate.api.schemas import Status, VerdictName
+from gate.errors import InvalidInput
+from gate.store import queries, runs, tokens
+from gate.web import views
+
+router = APIRouter(include_in_schema=False)
+PAGE = 50
+QueryRunId = Annotated[int, Query(ge=1, le=MAX_ID)]
+SAMPLES_PAGE = 50
+QueryRunId = Annotated[int, Query(ge=1, le=MAX_ID)]
+
+
+def render(request: Request, name: str, **context: Any) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, name, context)
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, session: SessionDep, settings: SettingsDep, _: Reader) -> HTMLResponse:
+    return render(
+        request,
+        "overview.html",
+        latest=views.latest_verdicts(session),
+        active=views.active_runs(session),
+        workers=views.workers(session, settings.worker_offline_after_s),
+        public_url=settings.public_url,
+    )
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def run_list(
+    request: Request,
+    session: SessionDep,
+    _: Reader,
+    model: Annotated[str | None, Query(max_length=500)] = None,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    verdict: Annotated[str | None, Query(max_length=20)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> HTMLResponse:
+    # an HTML form sends every field, empty ones as ""
+    for name, value, allowed in (("status", status, get_args(Status)), ("verdict", verdict, get_args(VerdictName))):
+        if value and value not in allowed:
+            raise InvalidInput(f"{name} must be one of {', '.join(allowed)}", field=name)
+    flt = queries.RunFilter(
+        model=model or None,
+        task=task or None,
+        status=status or None,
+        verdict=verdict or None,
+        since=since,
+        until=until,
+    )
+    page, next_cursor = queries.list_runs(session, flt, limit=PAGE, cursor=cursor)
+    filters = {k: v for k, v in {"model": model, "task": task, "status": status, "verdict": verdict}.items() if v}
+    return render(request, "runs.html", runs=page, next_cursor=next_cursor, filters=filters, since=since, until=until)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_report(
+    request: Request,
+    run_id: RunId,
+    session: SessionDep,
+    _: Reader,
+    wrong: bool = False,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> HTMLResponse:
+    run = runs.get(session, run_id)
+    samples = queries.samples(session, run_id, task=task, only_wrong=wrong, limit=SAMPLES_PAGE, offset=offset)
+    return render(
+        request,
+        "run.html",
+        run=run,
+        samples=samples,
+        wrong=wrong,
+        task=task,
+        offset=offset,
+        page=SAMPLES_PAGE,
+        files=queries.artifact_names(session, run_id),
+    )
+
+
+@router.get("/models/{name:path}", response_class=HTMLResponse)
+def model_history(
+    request: Request,
+    name: str,
+    session: SessionDep,
+    _: Reader,
+    baseline: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    return render(request, "model.html", **views.model_page(session, name, baseline))
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(request: Request, session: SessionDep, _: Reader, a: QueryRunId, b: QueryRunId) -> HTMLResponse:
+    if a == b:
+        raise InvalidInput("pick two different runs", field="b")
+    return render(request, "compare.html", **views.comparison(session, runs.get(session, a), runs.get(session, b)))
+
+
+@router.get("/baselines", response_class=HTMLResponse)
+def baseline_list(request: Request, session: SessionDep, _: Reader) -> HTMLResponse:
+    return render(request, "baselines.html", baselines=views.baselines_page(session))
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", error=None)
+
+
+@router.post("/login", response_model=None)
+def login(request: Request, session: SessionDep, token: Annotated[str, Form(max_length=200)]) -> Response:
+    """Keep a token in a cookie for browsing. The cookie grants reading only, whatever the token's scopes."""
+    if tokens.lookup(session, token.strip()) is None:
+        return render(request, "login.html", error="unknown or revoked token")
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(READ_COOKIE, token.strip(), httponly=True, samesite="strict", max_age=7 * 24 * 3600)
+    return response

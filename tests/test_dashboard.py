@@ -1,0 +1,151 @@
+"""The dashboard in headless Chromium against a real server, with runs created through the API.
+
+Screenshots of every page land in test-output/screenshots/ (CI keeps that folder)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from gate.worker.client import GateClient
+from tests.processes import Api, server
+
+pytestmark = pytest.mark.lmeval
+SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+
+
+def upload(api: Api, results: Path, samples: list[Path], **form: str) -> dict:
+    files = [("results", (results.name, results.read_bytes()))] + [
+        ("samples", (s.name, s.read_bytes())) for s in samples
+    ]
+    response = api.http.post("/api/v1/runs/import", files=files, data=form, headers=api.headers["submit"])
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def hostile_samples(samples: Path, tmp_path: Path) -> Path:
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    for line in lines:
+        if line["doc_id"] == 0:
+            line["filtered_resps"] = [HOSTILE]
+    path = tmp_path / samples.name
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    return path
+
+
+@pytest.fixture
+def browser_page():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_dashboard(tmp_path: Path, browser_page: Page, gold_run_927, gold_run_880, tiny_smoke_run) -> None:
+    page = browser_page
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    with server(url, tmp_path, anonymous_read="true") as s:
+        api = Api(s)
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+
+        page.goto(s.url + "/")
+        assert "No verdicts yet" in page.content() and "/api/v1/runs" in page.content()
+        shot(page, "01-overview-empty")
+
+        reference = upload(api, *gold_run_927, model="acme/port-gpu", backend="vllm", baseline="qwen3-4b-thinking-2507")
+        api.http.post(
+            "/api/v1/baselines",
+            json={"from_run": reference["id"], "name": "port-gpu-bf16"},
+            headers=api.headers["admin"],
+        ).raise_for_status()
+        failing = upload(api, *gold_run_880, model="acme/port-npu", backend="vllm-ascend", baseline="port-gpu-bf16")
+        results, samples = tiny_smoke_run
+        smoke = upload(
+            api, results, [hostile_samples(samples[0], tmp_path)], model="acme/smoke", baseline="qwen3-4b-thinking-2507"
+        )
+        assert (reference["verdict"], failing["verdict"], smoke["verdict"]) == ("pass", "fail", "not_comparable")
+
+        # a run in progress, driven through the worker protocol
+        running = api.submit(model="acme/port-npu", backend="hf", tasks=["gsm8k"])
+        worker = GateClient(s.url, api.headers["worker"]["Authorization"].split()[1])
+        lease = worker.claim("npu-7", "hf", ["ascend910b"], {}, wait_s=1)
+        worker.heartbeat(running["id"], lease["lease"], 3, 40, "Running generate_until requests")
+
+        page.goto(s.url + "/")
+        for run in (reference, failing, smoke):
+            card = page.locator(f"a.card[href='/runs/{run['id']}']")
+            expected = {"pass": "pass", "fail": "fail", "not_comparable": "not comparable"}[run["verdict"]]
+            assert expected in card.inner_text()
+        assert page.locator(f"[data-run-progress='{running['id']}'] .count").inner_text() == "3 / 40"
+        assert "npu-7" in page.content() and "busy" in page.content()
+        shot(page, "02-overview")
+        worker.heartbeat(running["id"], lease["lease"], 25, 40, "")
+        page.wait_for_function(
+            f"document.querySelector(\"[data-run-progress='{running['id']}'] .count\").textContent === '25 / 40'",
+            timeout=10_000,
+        )
+
+        # two clicks from the failed verdict to the questions behind it
+        page.click(f"a.card[href='/runs/{failing['id']}']")
+        assert "fail" in page.locator(".summary").inner_text()
+        assert "47 right → wrong, 0 wrong → right" in page.content()
+        shot(page, "03-run-report-fail")
+        page.click("text=See the flipped questions")
+        flipped = page.locator("table.samples tbody tr")
+        assert flipped.count() == 2 * 47  # the same 47 questions under both filters
+        assert page.locator("table.samples tbody tr:has-text('exact_match,strict-match')").count() == 47
+        shot(page, "04-compare")
+
+        page.goto(f"{s.url}/runs/{smoke['id']}")
+        assert page.title() != "pwned" and HOSTILE in page.locator("table.samples").inner_text()
+        assert "Not comparable" in page.content() and "limit=8" in page.content()
+        shot(page, "05-run-report-not-comparable")
+        page.check("input[name=wrong]")
+        page.click("form.filters button")
+        assert page.locator("table.samples tbody tr.right").count() == 0
+
+        page.goto(s.url + "/runs?verdict=fail")
+        rows = page.locator("table.runs tbody tr")
+        assert rows.count() == 1 and f"#{failing['id']}" in rows.inner_text()
+        page.select_option("select[name=verdict]", "pass")
+        page.click("form.filters button")
+        assert re.search(r"verdict=pass", page.url) and page.locator("table.runs tbody tr").count() == 1
+        shot(page, "06-runs-filtered")
+
+        page.goto(s.url + "/models/acme/port-npu")
+        assert page.locator("svg .point.fail").count() == 1 and page.locator("svg rect.band").count() == 1
+        shot(page, "07-model-history")
+        page.goto(s.url + "/baselines")
+        assert "published, protocol unknown" in page.content() and "port-gpu-bf16" in page.content()
+        shot(page, "08-baselines")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{s.url}/runs/{failing['id']}")
+        page.screenshot(path=str(SHOTS / "09-run-report-phone.png"))  # the first screen, as a phone shows it
+
+        outside = [u for u in requests if not u.startswith(s.url)]
+        assert not outside, outside
+        assert httpx.get(s.url + "/static/gate.css").status_code == 200
