@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     templates_dir: Path = ROOT / "templates"
     # Reads (GET) without a token; writes always need one.
     anonymous_read: bool = False
+    # Status badges are embedded in READMEs, fetched without credentials; they show only a verdict word.
+    public_badges: bool = True
     max_upload_bytes: int = 64 * 1024 * 1024
     sqlite_busy_timeout_s: float = 30.0
     # Worker protocol (issue defaults from GitHub/GitLab/Buildkite runners and Solid Queue).

@@ -48,11 +48,15 @@ class GoldServer(ThreadingHTTPServer):
 
     def __init__(self, gsm8k_dir: Path, correct: int) -> None:
         tests = [json.loads(line) for line in (gsm8k_dir / "test.jsonl").read_text().splitlines()]
-        self.answers = {
-            t["question"].strip(): (t["answer"] if i < correct else "The answer is unknown.\n#### -1")
-            for i, t in enumerate(tests)
-        }
+        self.index = {t["question"].strip(): (i, t["answer"]) for i, t in enumerate(tests)}
+        self.correct = correct
         super().__init__(("127.0.0.1", 0), _GoldHandler)
+
+    def answer(self, question: str, model: str | None) -> str:
+        """Gold for the first `correct` questions; a model named gold-<N> sets N per request."""
+        correct = int(model[5:]) if model and model.startswith("gold-") and model[5:].isdigit() else self.correct
+        index, gold = self.index.get(question, (None, None))
+        return gold if index is not None and index < correct else "The answer is unknown.\n#### -1"
 
     @property
     def url(self) -> str:
@@ -74,7 +78,7 @@ class _GoldHandler(BaseHTTPRequestHandler):
             choices.append(
                 {
                     "index": i,
-                    "text": " " + self.server.answers.get(question, "#### -1"),
+                    "text": " " + self.server.answer(question, body.get("model")),
                     "finish_reason": "stop",
                     "logprobs": None,
                 }

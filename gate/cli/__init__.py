@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gate.cli import admin, serve, worker
+from gate.cli import admin, gating, serve, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="gate: the benchmark gate for model ports.")
 app.add_typer(admin.db, name="db")
@@ -12,3 +12,5 @@ app.add_typer(admin.token, name="token")
 app.add_typer(admin.baselines, name="baselines")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("submit")(gating.submit)
+app.command("import")(gating.import_results)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gate.api.deps import MAX_ID, READ_COOKIE, Reader, RunId, SessionDep, SettingsDep
+from gate.api.deps import MAX_ID, READ_COOKIE, Reader, RunId, SessionDep, SettingsDep, require
 from gate.api.schemas import Status, VerdictName
 from gate.errors import InvalidInput
 from gate.store import queries, runs, tokens
@@ -113,6 +113,27 @@ def compare(request: Request, session: SessionDep, _: Reader, a: QueryRunId, b: 
 @router.get("/baselines", response_class=HTMLResponse)
 def baseline_list(request: Request, session: SessionDep, _: Reader) -> HTMLResponse:
     return render(request, "baselines.html", baselines=views.baselines_page(session))
+
+
+BADGE_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "running": "#0969da", "unknown": "#6e7781"}
+
+
+@router.get("/badge/{model:path}", response_class=Response)
+def badge(
+    request: Request,
+    model: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    baseline: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """A status badge for READMEs: the latest verdict of a model (pass, fail, running, unknown)."""
+    if not settings.public_badges:
+        require("read")(request, settings)
+    state = views.badge_state(session, model.removesuffix(".svg"), baseline)
+    svg = request.app.state.templates.get_template("badge.svg").render(
+        label="gate", state=state.replace("_", " "), colour=BADGE_COLOURS.get(state, BADGE_COLOURS["unknown"])
+    )
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gate.core import verdict as gate_verdict
 from gate.store import baselines, queries
-from gate.store.models import Run, RunStatus, SampleRecord, Worker, utcnow
+from gate.store.models import Baseline, Run, RunStatus, SampleRecord, Worker, utcnow
 
 CHART_W, CHART_H, CHART_PAD = 720, 260, 36
 
@@ -168,6 +168,20 @@ def _samples(session: Session, run_id: int, task: str, flt: str) -> dict[str, Sa
         select(SampleRecord).where(SampleRecord.run_id == run_id, SampleRecord.task == task, SampleRecord.filter == flt)
     )
     return {s.doc_hash: s for s in rows if s.doc_hash}
+
+
+def badge_state(session: Session, model: str, baseline_name: str | None) -> str:
+    """pass / fail / not_comparable from the newest judged run; running while a newer run is under way."""
+    query = select(Run).where(Run.model == model).order_by(Run.id.desc()).limit(1)
+    if baseline_name is not None:
+        query = query.join(Run.baseline).where(Baseline.name == baseline_name)
+    latest = session.scalar(query)
+    if latest is None:
+        return "unknown"
+    if latest.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return "running"
+    judged = session.scalar(query.where(Run.verdict.is_not(None)))
+    return judged.verdict if judged is not None else "unknown"
 
 
 def baselines_page(session: Session) -> list[dict[str, Any]]:

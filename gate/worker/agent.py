@@ -84,6 +84,15 @@ class Agent:
 
     def execute(self, claimed: dict[str, Any]) -> str:
         """Run one claimed run to an end. Returns what happened (for logs and tests)."""
+        try:
+            return self._execute(claimed)
+        except Exception as exc:  # a bug here must cost one attempt, not the agent: report it and carry on
+            log.exception("run %s: worker error", claimed["run_id"])
+            return self._report_failure(
+                claimed["run_id"], claimed["lease"], f"worker error: {exc!r}", "infrastructure", ""
+            )
+
+    def _execute(self, claimed: dict[str, Any]) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         log.info("run %s attempt %s: %s on %s", run_id, claimed["attempt"], claimed["model"], claimed["tasks"])
         try:  # lm-eval starts only after the first renewal succeeds

@@ -32,7 +32,8 @@ def truncation(samples: list[Path], tokenizer_source: str | None, max_gen_toks: 
         task = match.group("task") if match else path.stem
         seen: set[int] = set()
         at_cap = 0
-        for line in path.read_text().splitlines():
+        # bytes: str.splitlines() would also split on U+2028 and friends inside the JSON strings
+        for line in path.read_bytes().splitlines():
             row = json.loads(line)
             if row["doc_id"] in seen:
                 continue  # one line per filter; the generation is the same
