@@ -55,7 +55,8 @@ def list_runs(
     if flt.model is not None:
         query = query.where(Run.model == flt.model)
     if flt.task is not None:
-        query = query.where(Run.id.in_(select(RunTask.run_id).where(RunTask.task == flt.task)))
+        # EXISTS probes the (run_id, task) key per candidate; IN (subquery) would materialise every run of the task
+        query = query.where(select(RunTask.run_id).where(RunTask.run_id == Run.id, RunTask.task == flt.task).exists())
     if flt.status is not None:
         query = query.where(Run.status == flt.status)
     if flt.verdict is not None:
