@@ -48,3 +48,9 @@ class Forbidden(GateError):
     """The token lacks the scope this request needs."""
 
     status_code = 403
+
+
+class Unavailable(GateError):
+    """This feature is not configured on the server."""
+
+    status_code = 503

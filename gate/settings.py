@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     claim_wait_s: float = 20.0  # long-poll window of a claim
     worker_offline_after_s: float = 120.0
     public_url: str = "http://127.0.0.1:8000"
+    # Webhooks. CI-source secrets and the outbound signing secret derive from this key: without it, a database
+    # leak reveals none of them. Unset: webhooks are off.
+    secret_key: str | None = None
+    webhook_max_bytes: int = 1024 * 1024
+    # Callback targets: host names (or IPs) an admin allows, comma-separated. Private, loopback and link-local
+    # addresses are refused at send time unless callback_allow_private is set (a gate inside a private network).
+    callback_allowed_hosts: str = ""
+    callback_allow_private: bool = False
+    delivery_poll_s: float = 1.0
+    delivery_schedule_s: str | None = None  # comma-separated override of the retry schedule (tests)
 
 
 @lru_cache

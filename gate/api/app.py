@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gate.api import baselines, runs, workers
+from gate.api import baselines, runs, sender, webhooks, workers
 from gate.core.baselines import read_dir
 from gate.errors import GateError
 from gate.settings import Settings, get_settings
@@ -99,9 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = make_session_factory(engine)
         with transaction(app.state.sessions, write=True) as session:
             stored_baselines.load(session, read_dir(settings.baselines_dir))
-        reaper = asyncio.create_task(_reaper(app))
+        background = [asyncio.create_task(_reaper(app)), asyncio.create_task(sender.delivery_loop(app))]
         yield
-        reaper.cancel()
+        for task in background:
+            task.cancel()
         engine.dispose()
 
     app = FastAPI(
@@ -131,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (runs.router, baselines.router, workers.router):
+    for router in (runs.router, baselines.router, workers.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

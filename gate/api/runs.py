@@ -14,14 +14,38 @@ from starlette.concurrency import run_in_threadpool
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter
 from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
 from gate.api.uploads import parse_upload
+from gate.core import targets
 from gate.core.options import BACKENDS, check_model_ref
 from gate.errors import InvalidInput
+from gate.settings import Settings
 from gate.store import queries, runs
 from gate.store.db import transaction
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 MAX_PAGE = 200
 EXPORT_MAX = 10_000
+
+
+def run_request(body: RunCreate, settings: Settings) -> runs.RunRequest:
+    """A validated run request; a callback URL must be on the admin's allow-list."""
+    if body.callback_url is not None:
+        if settings.secret_key is None:
+            raise InvalidInput("callbacks need GATE_SECRET_KEY on the server to sign them", field="callback_url")
+        try:
+            targets.check_url(body.callback_url, targets.allowed_hosts(settings.callback_allowed_hosts))
+        except targets.TargetRefused as exc:
+            raise InvalidInput(str(exc), field="callback_url") from None
+    return runs.RunRequest(
+        model=body.model,
+        tasks=body.tasks,
+        backend=body.backend,
+        baseline=body.baseline,
+        labels=body.labels,
+        priority=body.priority,
+        options=body.options.model_dump(exclude_none=True),
+        ci_context=body.ci.model_dump(exclude_none=True) if body.ci else None,
+        callback_url=body.callback_url,
+    )
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
@@ -34,16 +58,7 @@ def create_run(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RunOut:
     """Queue an evaluation. A repeated `Idempotency-Key` returns the run it created (200)."""
-    request = runs.RunRequest(
-        model=body.model,
-        tasks=body.tasks,
-        backend=body.backend,
-        baseline=body.baseline,
-        labels=body.labels,
-        priority=body.priority,
-        options=body.options.model_dump(exclude_none=True),
-        ci_context=body.ci.model_dump(exclude_none=True) if body.ci else None,
-    )
+    request = run_request(body, settings)
     try:
         run, created = runs.submit(
             session,

@@ -37,6 +37,7 @@ class RunCreate(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100)
     options: opts.RunOptions = Field(default_factory=opts.RunOptions)
     ci: CIContext | None = None
+    callback_url: str | None = Field(default=None, max_length=2000, description="notified when the run ends")
 
     @field_validator("model")
     @classmethod

@@ -23,6 +23,13 @@ def _engine():
     return make_engine(settings.database_url, settings.sqlite_busy_timeout_s)
 
 
+def open_sessions():
+    """A session factory on the migrated database."""
+    engine = _engine()
+    migrate.upgrade(engine)
+    return make_session_factory(engine)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)

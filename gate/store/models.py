@@ -148,6 +148,7 @@ class Run(Base):
     # task -> share of answers that hit the generation cap (a config problem when high, not a regression)
     generation_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result_fingerprint: Mapped[str | None] = mapped_column(String(64))  # sha256 of the accepted upload
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
 
     baseline: Mapped[Baseline | None] = relationship(foreign_keys=[baseline_id])
     worker: Mapped[Worker | None] = relationship()
@@ -229,3 +230,71 @@ class ApiToken(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CISource(Base):
+    """A CI system allowed to start runs by webhook. Its secret is derived from the server key and a nonce."""
+
+    __tablename__ = "ci_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # github | gitlab | standard
+    nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboundDelivery(Base):
+    """Delivery ids seen from CI sources (kept at least 7 days: GitHub signatures carry no timestamp)."""
+
+    __tablename__ = "inbound_deliveries"
+    __table_args__ = (UniqueConstraint("source_id", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("ci_sources.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """The outbox: a signed message about a finished run, written in the transaction that ended the run."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)  # the same across attempts
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed | disabled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    attempt_log: Mapped[list[NotificationAttempt]] = relationship(
+        order_by="NotificationAttempt.id", cascade="all, delete-orphan"
+    )
+
+
+class NotificationAttempt(Base):
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DisabledEndpoint(Base):
+    """A callback URL that answered 410 Gone: nothing more is sent to it."""
+
+    __tablename__ = "disabled_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    disabled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

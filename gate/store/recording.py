@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gate.core import verdict
 from gate.core.results import ParsedResults, SampleOutcome
 from gate.errors import InvalidInput
+from gate.store import notifications
 from gate.store.baselines import reference
 from gate.store.models import Artifact, Baseline, Run, RunStatus, SampleRecord, Score, TaskVerdict, utcnow
 
@@ -125,5 +126,6 @@ def record(
     run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome
     run.finished_at = utcnow()
     run.lease_expires_at = None  # the token stays: a replayed upload of this attempt is recognised
+    notifications.on_run_end(session, run)
     session.flush()
     return run

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exc, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from gate.core import options as run_options
 from gate.core.results import ParsedResults, SampleOutcome
 from gate.errors import Conflict, Forbidden, InvalidInput, NotFound
-from gate.store import baselines, recording
+from gate.store import baselines, notifications, recording
 from gate.store.models import Baseline, Run, RunStatus, RunTask, Worker, utcnow
 
 CLAIM_SCAN_BATCH = 100
@@ -36,6 +36,7 @@ class RunRequest:
     priority: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     ci_context: dict[str, Any] | None = None
+    callback_url: str | None = None
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True, default=str).encode()).hexdigest()
@@ -103,6 +104,7 @@ def submit(
         ci_context=request.ci_context,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
+        callback_url=request.callback_url,
     )
     try:
         with session.begin_nested():
@@ -180,6 +182,7 @@ def cancel(session: Session, run_id: int) -> Run:
     run.cancel_requested = True
     run.finished_at = utcnow()
     run.lease_expires_at = None
+    notifications.on_run_end(session, run)
     session.flush()
     return run
 
@@ -350,6 +353,9 @@ def _fail(run: Run, reason: str, kind: str) -> None:
     run.failure_kind = kind
     run.finished_at = utcnow()
     run.lease_expires_at = None
+    session = object_session(run)
+    if session is not None:
+        notifications.on_run_end(session, run)
 
 
 def reap(session: Session, queued_ttl_s: float) -> tuple[int, int]:

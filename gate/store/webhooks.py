@@ -1,0 +1,61 @@
+"""Inbound CI webhooks: sources and the delivery ids that make redeliveries harmless."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import exc, select
+from sqlalchemy.orm import Session
+
+from gate.errors import Conflict, InvalidInput, Unauthorized
+from gate.store import runs
+from gate.store.models import CISource, InboundDelivery, Run
+
+KINDS = ("github", "gitlab", "standard")
+
+
+def create_source(session: Session, name: str, kind: str) -> CISource:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    if session.scalar(select(CISource.id).where(CISource.name == name)) is not None:
+        raise Conflict(f"a CI source named {name!r} exists already")
+    source = CISource(name=name, kind=kind, nonce=secrets.token_hex(16))
+    session.add(source)
+    session.flush()
+    return source
+
+
+def source(session: Session, name: str) -> CISource:
+    found = session.scalar(select(CISource).where(CISource.name == name))
+    if found is None:
+        raise Unauthorized("unknown CI source")  # no hint whether the name exists
+    return found
+
+
+def receive(
+    session: Session,
+    source_row: CISource,
+    delivery_id: str,
+    request: runs.RunRequest,
+    callback_url: str | None,
+    max_attempts: int,
+) -> tuple[Run, bool]:
+    """Create the run of a verified delivery; a delivery id seen before returns its run and creates nothing."""
+    seen = session.scalar(
+        select(InboundDelivery).where(
+            InboundDelivery.source_id == source_row.id, InboundDelivery.delivery_id == delivery_id
+        )
+    )
+    if seen is not None:
+        return session.get(Run, seen.run_id), False
+    run, _ = runs.submit(
+        session, request, submitted_by=f"webhook:{source_row.name}", admin=False, max_attempts=max_attempts
+    )
+    run.origin = "webhook"
+    run.callback_url = callback_url
+    try:
+        with session.begin_nested():
+            session.add(InboundDelivery(source_id=source_row.id, delivery_id=delivery_id, run_id=run.id))
+    except exc.IntegrityError:
+        raise Conflict("this delivery is being processed by another request") from None
+    return run, True

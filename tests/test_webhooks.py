@@ -1,0 +1,298 @@
+"""CI webhooks in and notifications out, against real local HTTP peers, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
+
+from gate.api.app import create_app
+from gate.core import signatures
+from gate.settings import Settings
+from gate.store import webhooks
+from gate.store.db import transaction
+from tests.conftest import make_token
+
+KEY = "test-server-key"
+RUN = {
+    "model": "acme/port",
+    "baseline": "qwen3-4b-thinking-2507",
+    "tasks": ["gsm8k"],
+    "backend": "hf",
+    "ci": {"repository": "acme/port", "commit": "0123abc", "branch": "main", "pipeline_url": "https://ci/1"},
+}
+
+
+class Receiver(ThreadingHTTPServer):
+    """A CI system's endpoint: verifies gate's signatures with the reference library, fails on purpose."""
+
+    daemon_threads = True
+
+    def __init__(self, secret: str, script: list[tuple[int, dict[str, str]]]) -> None:
+        self.webhook = Webhook(secret)
+        self.script = list(script)  # (status, headers) per delivery attempt; then 200
+        self.received: list[dict] = []
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        try:
+            payload = self.server.webhook.verify(body, dict(self.headers))
+            verified = True
+        except Exception:
+            payload, verified = None, False
+        self.server.received.append({"id": self.headers["webhook-id"], "verified": verified, "payload": payload})
+        status, headers = self.server.script.pop(0) if self.server.script else (200, {})
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator:
+    servers: list[Receiver] = []
+
+    def start(script: list[tuple[int, dict[str, str]]]) -> Receiver:
+        secret = signatures.standard_secret_text(signatures.derive_secret(KEY, "outbound", "notifications"))
+        server = Receiver(secret, script)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
+def app_client(database_url: str) -> Iterator[tuple[TestClient, dict]]:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=KEY,
+        callback_allowed_hosts="127.0.0.1,localhost",
+        callback_allow_private=True,
+        delivery_poll_s=0.1,
+        delivery_schedule_s="0.2,0.2,0.2,0.2",
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        headers = {
+            s: {"Authorization": f"Bearer {make_token(database_url, s, s)}"}
+            for s in ("read", "submit", "worker", "admin")
+        }
+        yield client, headers
+
+
+def add_source(client: TestClient, name: str, kind: str) -> bytes:
+    with transaction(client.app.state.sessions, write=True) as session:
+        source = webhooks.create_source(session, name, kind)
+        return signatures.derive_secret(KEY, source.name, source.nonce)
+
+
+def count(client: TestClient, headers: dict) -> int:
+    return len(client.get("/api/v1/runs", headers=headers["read"]).json()["runs"])
+
+
+def test_github_webhook(app_client) -> None:
+    client, headers = app_client
+    secret_text = signatures.standard_secret_text(add_source(client, "github-acme", "github")).encode()
+    body = json.dumps(RUN).encode()
+
+    def post(data: bytes, signature: str | None, delivery: str = "d-1", source: str = "github-acme"):
+        h = {"Content-Type": "application/json", "X-GitHub-Delivery": delivery}
+        if signature is not None:
+            h["X-Hub-Signature-256"] = signature
+        return client.post(f"/api/v1/webhooks/ci?source={source}", content=data, headers=h)
+
+    good = "sha256=" + hmac.new(secret_text, body, hashlib.sha256).hexdigest()
+    created = post(body, good)
+    assert created.status_code == 201, created.text
+    run = client.get(f"/api/v1/runs/{created.json()['id']}", headers=headers["read"]).json()
+    assert (
+        run["origin"] == "webhook" and run["ci"]["commit"] == "0123abc" and run["submitted_by"] == "webhook:github-acme"
+    )
+    replay = post(body, good)
+    assert replay.status_code == 200 and replay.json()["id"] == created.json()["id"]
+
+    refused = [
+        (post(body, "sha256=" + "0" * 64, "d-2"), 401),
+        (post(body, None, "d-3"), 401),
+        (post(body + b" ", good, "d-4"), 401),
+        (post(body, good, "d-5", source="nope"), 401),
+        (post(b"{not json", "sha256=" + hmac.new(secret_text, b"{not json", hashlib.sha256).hexdigest(), "d-6"), 422),
+        (post(b"x" * (2 * 1024 * 1024), good, "d-7"), 413),
+    ]
+    bad_fields = json.dumps({**RUN, "backend": "tpu"}).encode()
+    refused.append(
+        (post(bad_fields, "sha256=" + hmac.new(secret_text, bad_fields, hashlib.sha256).hexdigest(), "d-8"), 422)
+    )
+    for response, status in refused:
+        assert response.status_code == status, response.text
+    assert count(client, headers) == 1
+
+
+def test_standard_and_gitlab_webhooks(app_client) -> None:
+    client, headers = app_client
+    standard = Webhook(signatures.standard_secret_text(add_source(client, "buildkite", "standard")))
+    body = json.dumps(RUN)
+    now = datetime.now(timezone.utc)
+    signed = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": standard.sign("msg_1", now, body),
+        "Content-Type": "application/json",
+    }
+    assert client.post("/api/v1/webhooks/ci?source=buildkite", content=body, headers=signed).status_code == 201
+    assert client.post("/api/v1/webhooks/ci?source=buildkite", content=body, headers=signed).status_code == 200
+    old = datetime.fromtimestamp(now.timestamp() - 600, timezone.utc)
+    stale = {
+        **signed,
+        "webhook-id": "msg_2",
+        "webhook-timestamp": str(int(old.timestamp())),
+        "webhook-signature": standard.sign("msg_2", old, body),
+    }
+    response = client.post("/api/v1/webhooks/ci?source=buildkite", content=body, headers=stale)
+    assert response.status_code == 401 and "5 minutes" in response.json()["detail"]
+
+    token = signatures.standard_secret_text(add_source(client, "gitlab-acme", "gitlab"))
+    gitlab = {"X-Gitlab-Token": token, "X-Gitlab-Event-UUID": "uuid-1", "Content-Type": "application/json"}
+    assert client.post("/api/v1/webhooks/ci?source=gitlab-acme", content=body, headers=gitlab).status_code == 201
+    wrong = {**gitlab, "X-Gitlab-Token": token[:-2] + "xx", "X-Gitlab-Event-UUID": "uuid-2"}
+    assert client.post("/api/v1/webhooks/ci?source=gitlab-acme", content=body, headers=wrong).status_code == 401
+    assert count(client, headers) == 2
+
+
+def wait_until(condition, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise TimeoutError
+
+
+@pytest.mark.lmeval
+def test_notification_retries_until_delivered_and_can_be_redelivered(
+    app_client, receiver_factory, tiny_smoke_run
+) -> None:
+    client, headers = app_client
+    receiver = receiver_factory([(503, {}), (429, {"Retry-After": "1"}), (302, {"Location": "http://10.0.0.1/"})])
+    run = client.post("/api/v1/runs", json={**RUN, "callback_url": receiver.url}, headers=headers["submit"]).json()
+    lease = client.post(
+        "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=headers["worker"]
+    ).json()
+    results, samples = tiny_smoke_run
+    files = [("results", (results.name, results.read_bytes()))] + [
+        ("samples", (s.name, s.read_bytes())) for s in samples
+    ]
+    done = client.post(
+        f"/api/v1/workers/runs/{run['id']}/complete",
+        data={"lease": lease["lease"]},
+        files=files,
+        headers=headers["worker"],
+    )
+    assert done.status_code == 200
+    wait_until(lambda: len(receiver.received) >= 4)
+    assert len({r["id"] for r in receiver.received}) == 1, "one webhook-id across attempts"
+    assert all(r["verified"] for r in receiver.received)
+    payload = receiver.received[-1]["payload"]
+    assert payload["run"]["verdict"] == "not_comparable" and payload["report_url"].endswith(f"/runs/{run['id']}")
+    assert payload["run"]["ci"]["commit"] == "0123abc" and payload["run"]["verdicts"][0]["task"] == "gsm8k"
+    (delivery,) = wait_until(
+        lambda: [
+            d
+            for d in client.get(f"/api/v1/runs/{run['id']}/deliveries", headers=headers["read"]).json()
+            if d["status"] == "delivered"
+        ]
+    )
+    assert [a["status_code"] for a in delivery["log"]] == [503, 429, 302, 200]
+    assert all(a["latency_ms"] is not None for a in delivery["log"]) and delivery["log"][-1]["response_excerpt"] == "ok"
+    assert client.post(f"/api/v1/deliveries/{delivery['id']}/redeliver", headers=headers["submit"]).status_code == 403
+    assert client.post(f"/api/v1/deliveries/{delivery['id']}/redeliver", headers=headers["admin"]).status_code == 202
+    wait_until(lambda: len(receiver.received) == 5)
+    assert receiver.received[-1]["id"] == receiver.received[0]["id"]
+
+
+def test_failed_runs_notify_and_410_disables_the_endpoint(app_client, receiver_factory) -> None:
+    client, headers = app_client
+    receiver = receiver_factory([(410, {})])
+    body = {**RUN, "callback_url": receiver.url}
+    first = client.post("/api/v1/runs", json=body, headers=headers["submit"]).json()
+    lease = client.post(
+        "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=headers["worker"]
+    ).json()
+    client.post(
+        f"/api/v1/workers/runs/{first['id']}/fail",
+        headers=headers["worker"],
+        json={"lease": lease["lease"], "reason": "model not found", "kind": "user"},
+    )
+    wait_until(lambda: receiver.received)
+    assert receiver.received[0]["verified"]
+    disabled = wait_until(
+        lambda: [
+            d
+            for d in client.get(f"/api/v1/runs/{first['id']}/deliveries", headers=headers["read"]).json()
+            if d["status"] == "disabled"
+        ]
+    )
+    assert disabled[0]["log"][0]["status_code"] == 410
+    second = client.post("/api/v1/runs", json=body, headers=headers["submit"]).json()
+    client.post(f"/api/v1/runs/{second['id']}/cancel", headers=headers["submit"])
+    time.sleep(0.5)
+    assert client.get(f"/api/v1/runs/{second['id']}/deliveries", headers=headers["read"]).json() == []
+    assert len(receiver.received) == 1
+
+
+def test_callback_targets_are_allow_listed(database_url: str, receiver_factory) -> None:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=KEY,
+        callback_allowed_hosts="localhost",
+        delivery_poll_s=0.1,
+        delivery_schedule_s="0.2",
+    )
+    with TestClient(create_app(settings)) as client:
+        submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
+        outside = client.post(
+            "/api/v1/runs", json={**RUN, "callback_url": "http://169.254.169.254/latest"}, headers=submit
+        )
+        assert outside.status_code == 422 and "allow-list" in outside.json()["detail"]
+        creds = client.post("/api/v1/runs", json={**RUN, "callback_url": "http://u:p@localhost/x"}, headers=submit)
+        assert creds.status_code == 422
+        receiver = receiver_factory([])
+        url = receiver.url.replace("127.0.0.1", "localhost")
+        run = client.post("/api/v1/runs", json={**RUN, "callback_url": url}, headers=submit).json()
+        client.post(f"/api/v1/runs/{run['id']}/cancel", headers=submit)
+        read = {"Authorization": f"Bearer {make_token(database_url, 'reader', 'read')}"}
+        (delivery,) = wait_until(
+            lambda: [
+                d
+                for d in client.get(f"/api/v1/runs/{run['id']}/deliveries", headers=read).json()
+                if d["status"] == "failed"
+            ]
+        )
+        assert "non-public address" in delivery["log"][0]["error"]  # localhost resolves to loopback: refused at send
+        assert receiver.received == []
