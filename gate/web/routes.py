@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from gate.api.deps import MAX_ID, READ_COOKIE, Reader, RunId, SessionDep, SettingsDep, require
 from gate.api.schemas import Status, VerdictName
 from gate.errors import InvalidInput
-from gate.store import queries, runs, tokens
+from gate.store import notifications, queries, runs, tokens
 from gate.web import views
 
 router = APIRouter(include_in_schema=False)
