@@ -89,6 +89,7 @@ def run_report(
         offset=offset,
         page=SAMPLES_PAGE,
         files=queries.artifact_names(session, run_id),
+        deliveries=notifications.for_run(session, run_id),
     )
 
 
