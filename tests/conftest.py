@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from gate.api.app import create_app
+from gate.app import create_app
 from gate.core.baselines import read_dir
 from gate.settings import Settings
 from gate.store import baselines as stored_baselines

@@ -73,7 +73,7 @@ def test_auth(client: TestClient, auth: dict, settings: Settings) -> None:
 
 
 def test_anonymous_reads_when_enabled(database_url: str) -> None:
-    from gate.api.app import create_app
+    from gate.app import create_app
 
     with TestClient(create_app(Settings(database_url=database_url, anonymous_read=True))) as client:
         assert client.get("/api/v1/runs").status_code == 200

@@ -12,7 +12,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from gate.api.app import create_app
+from gate.app import create_app
 from gate.settings import Settings
 from tests.conftest import make_token
 

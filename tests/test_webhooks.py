@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
-from gate.api.app import create_app
+from gate.app import create_app
 from gate.core import signatures
 from gate.settings import Settings
 from gate.store import webhooks

@@ -111,7 +111,7 @@ def serve(
     """Run the gate server: REST API under /api/v1 and the dashboard."""
     import uvicorn
 
-    from gate.api.app import create_app
+    from gate.app import create_app
 
     worker = worker or demo
     url = f"http://{host}:{port}"
