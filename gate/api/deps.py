@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from gate.errors import Forbidden, Unauthorized
 from gate.settings import Settings
 from gate.store import tokens
-from gate.store.db import IMMEDIATE
+from gate.store.db import transaction
 
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_ID = 2**31 - 1  # ids are 32-bit on Postgres; larger values could not name a row
@@ -25,15 +25,8 @@ def get_settings_dep(request: Request) -> Settings:
 
 def get_session(request: Request) -> Iterator[Session]:
     """Commit when the handler returns, roll back when it raises; writes take SQLite's lock up front."""
-    with request.app.state.sessions() as session:
-        if request.method not in READ_METHODS:
-            session.connection(execution_options=IMMEDIATE)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with transaction(request.app.state.sessions, write=request.method not in READ_METHODS) as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
