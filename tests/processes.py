@@ -84,9 +84,12 @@ def worker_process(
     name: str = "w1",
     labels: tuple[str, ...] = (),
     extra: tuple[str, ...] = (),
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
+    """A `gate worker` process; `python` may be another environment's interpreter (the vLLM one)."""
     argv = [
-        sys.executable,
+        python,
         "-m",
         "gate.cli",
         "worker",
@@ -110,7 +113,9 @@ def worker_process(
         argv += ["--label", label]
     log = (work_dir.parent / f"worker-{name}.log").open("ab")
     work_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    )
 
 
 class Api:

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import GSM8K_DIR
-from tests.processes import Api, free_port, server
+from tests.processes import Api, free_port, server, worker_process
 
 pytestmark = pytest.mark.vllm
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -72,28 +71,8 @@ def vllm_server(vllm_python: str, tiny_model: Path, tmp_path_factory: pytest.Tem
 
 
 def vllm_worker(python: str, server_url: str, token: str, work: Path, backend: str, *extra: str) -> subprocess.Popen:
-    work.mkdir(parents=True, exist_ok=True)
-    argv = [
-        python,
-        "-m",
-        "gate.cli",
-        "worker",
-        "--server",
-        server_url,
-        "--token",
-        token,
-        "--backend",
-        backend,
-        "--work-dir",
-        str(work),
-        "--local-data",
-        f"gsm8k={GSM8K_DIR}",
-        "--claim-wait-s",
-        "2",
-        *extra,
-    ]
-    return subprocess.Popen(
-        argv, env={**os.environ, **VLLM_ENV}, stdout=(work / "worker.log").open("ab"), stderr=subprocess.STDOUT
+    return worker_process(
+        server_url, token, work, backend=backend, name=backend, extra=extra, python=python, env=VLLM_ENV
     )
 
 
