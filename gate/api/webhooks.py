@@ -15,7 +15,6 @@ from gate.api.runs import run_request
 from gate.api.schemas import RunCreate, RunOut
 from gate.core import signatures
 from gate.errors import InvalidInput, TooLarge, Unauthorized, Unavailable
-from gate.settings import Settings
 from gate.store import notifications, webhooks
 from gate.store.db import transaction
 
@@ -65,12 +64,6 @@ class WebhookRun(RunCreate):
     """The payload of a CI webhook: a run request (callback_url included) with its CI context."""
 
 
-def _secret(settings: Settings, name: str, nonce: str) -> bytes:
-    if settings.secret_key is None:
-        raise Unavailable("webhooks need GATE_SECRET_KEY on the server")
-    return signatures.derive_secret(settings.secret_key, name, nonce)
-
-
 @router.post(
     "/webhooks/ci",
     status_code=status.HTTP_201_CREATED,
@@ -86,12 +79,13 @@ async def ci_webhook(
     """Start a run from a CI event, authenticated by the source's signature. Redeliveries create nothing."""
     if settings.secret_key is None:
         raise Unavailable("webhooks need GATE_SECRET_KEY on the server")
+    key = settings.secret_key
     body = await _body(request, settings.webhook_max_bytes)
 
     def handle() -> tuple[RunOut, bool]:
         with transaction(request.app.state.sessions, write=True) as session:
             row = webhooks.source(session, source)
-            delivery = _verify(row.kind, _secret(settings, row.name, row.nonce), request, body)
+            delivery = _verify(row.kind, signatures.derive_secret(key, row.name, row.nonce), request, body)
             try:
                 payload = WebhookRun.model_validate(json.loads(body))
             except (json.JSONDecodeError, UnicodeDecodeError):

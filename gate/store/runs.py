@@ -272,7 +272,7 @@ def renew(
     if total is not None:
         run.progress_total = total
     if log_tail is not None:
-        run.log_tail = "\n".join(log_tail.splitlines()[-LOG_TAIL_LINES:])
+        run.log_tail = _tail(log_tail)
     session.flush()
     return run
 
@@ -296,7 +296,7 @@ def complete(
         return run
     run = leased(session, run_id, token)
     if log_tail is not None:
-        run.log_tail = "\n".join(log_tail.splitlines()[-LOG_TAIL_LINES:])
+        run.log_tail = _tail(log_tail)
     run.result_fingerprint = fingerprint
     environment = dict(environment)
     run.generation_stats = environment.pop("generation", None) or None
@@ -319,7 +319,7 @@ def fail(
         return run  # a replayed report
     run = leased(session, run_id, token)
     if log_tail is not None:
-        run.log_tail = "\n".join(log_tail.splitlines()[-LOG_TAIL_LINES:])
+        run.log_tail = _tail(log_tail)
     if environment:
         run.environment = environment
     if kind == "infrastructure" and run.attempts < run.max_attempts:
@@ -337,6 +337,10 @@ def release(session: Session, run_id: int, token: str) -> Run:
     _requeue(run, "handed back by a draining worker")
     session.flush()
     return run
+
+
+def _tail(log: str) -> str:
+    return "\n".join(log.splitlines()[-LOG_TAIL_LINES:])
 
 
 def _requeue(run: Run, reason: str) -> None:
