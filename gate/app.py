@@ -22,6 +22,7 @@ from gate.settings import Settings, get_settings
 from gate.store import baselines as stored_baselines
 from gate.store import migrate
 from gate.store import runs as run_store
+from gate.store import webhooks as webhook_store
 from gate.store.db import make_engine, make_session_factory, transaction
 from gate.web import routes as web_routes
 from gate.web.static import STATIC_DIR
@@ -71,8 +72,10 @@ class BodyLimit:
 
 
 def _reap(app: FastAPI) -> tuple[int, int]:
+    settings: Settings = app.state.settings
     with transaction(app.state.sessions, write=True) as session:
-        return run_store.reap(session, app.state.settings.queued_ttl_s)
+        webhook_store.prune_deliveries(session, settings.inbound_delivery_keep_days)
+        return run_store.reap(session, settings.queued_ttl_s)
 
 
 async def _reaper(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     # leak reveals none of them. Unset: webhooks are off.
     secret_key: str | None = None
     webhook_max_bytes: int = 1024 * 1024
+    # Inbound delivery ids are the only replay defence for GitHub's signatures (no timestamp): a week at least.
+    inbound_delivery_keep_days: float = Field(default=30.0, ge=7.0)
     # Callback targets: host names (or IPs) an admin allows, comma-separated. Private, loopback and link-local
     # addresses are refused at send time unless callback_allow_private is set (a gate inside a private network).
     callback_allowed_hosts: str = ""

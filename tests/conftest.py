@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gate.app import create_app
+from gate.core import signatures
 from gate.core.baselines import read_dir
 from gate.settings import Settings
 from gate.store import baselines as stored_baselines
-from gate.store import migrate, tokens
+from gate.store import migrate, tokens, webhooks
 from gate.store.db import make_engine, make_session_factory, transaction
 
 POSTGRES_URL = os.environ.get("GATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -152,3 +154,54 @@ def gold_run_927(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pyte
 def gold_run_880(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pytest.TempPathFactory):
     """A full real GSM8K run scoring 880/1319 = 0.6672 (3.6 pp below 0.703)."""
     return _gold_run(880, tiny_model, gsm8k_overrides, tmp_path_factory.mktemp("gold-880"))
+
+
+WEBHOOK_KEY = "test-server-key"  # GATE_SECRET_KEY of the webhook tests
+WEBHOOK_RUN = {
+    "model": "acme/port",
+    "baseline": "qwen3-4b-thinking-2507",
+    "tasks": ["gsm8k"],
+    "backend": "hf",
+    "ci": {
+        "repository": "acme/port",
+        "commit": "0123abc0123abc0123abc0123abc0123abc0123a",
+        "branch": "main",
+        "pipeline_url": "https://ci/1",
+    },
+}
+
+
+@pytest.fixture
+def app_client(database_url: str) -> Iterator[tuple[TestClient, dict]]:
+    """An app that takes webhooks and sends notifications fast (a 0.2 s retry schedule), with a token per scope."""
+    settings = Settings(
+        database_url=database_url,
+        secret_key=WEBHOOK_KEY,
+        callback_allowed_hosts="127.0.0.1,localhost",
+        callback_allow_private=True,
+        delivery_poll_s=0.1,
+        delivery_schedule_s="0.2,0.2,0.2,0.2",
+    )
+    with TestClient(create_app(settings)) as client:
+        headers = {
+            s: {"Authorization": f"Bearer {make_token(database_url, s, s)}"}
+            for s in ("read", "submit", "worker", "admin")
+        }
+        yield client, headers
+
+
+def add_source(client: TestClient, name: str, kind: str) -> bytes:
+    """A CI source; returns its secret."""
+    with transaction(client.app.state.sessions, write=True) as session:
+        source = webhooks.create_source(session, name, kind)
+        return signatures.derive_secret(WEBHOOK_KEY, source.name, source.nonce)
+
+
+def wait_until(condition, timeout: float = 15):
+    """The first truthy value of condition(), polled every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise TimeoutError

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,98 +17,17 @@ from standardwebhooks.webhooks import Webhook
 from gate.app import create_app
 from gate.core import signatures
 from gate.settings import Settings
-from gate.store import webhooks
-from gate.store.db import transaction
-from tests.conftest import make_token
-
-KEY = "test-server-key"
-RUN = {
-    "model": "acme/port",
-    "baseline": "qwen3-4b-thinking-2507",
-    "tasks": ["gsm8k"],
-    "backend": "hf",
-    "ci": {"repository": "acme/port", "commit": "0123abc", "branch": "main", "pipeline_url": "https://ci/1"},
-}
-
-
-class Receiver(ThreadingHTTPServer):
-    """A CI system's endpoint: verifies gate's signatures with the reference library, fails on purpose."""
-
-    daemon_threads = True
-
-    def __init__(self, secret: str, script: list[tuple[int, dict[str, str]]]) -> None:
-        self.webhook = Webhook(secret)
-        self.script = list(script)  # (status, headers) per delivery attempt; then 200
-        self.received: list[dict] = []
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        try:
-            payload = self.server.webhook.verify(body, dict(self.headers))
-            verified = True
-        except Exception:
-            payload, verified = None, False
-        self.server.received.append({"id": self.headers["webhook-id"], "verified": verified, "payload": payload})
-        status, headers = self.server.script.pop(0) if self.server.script else (200, {})
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+from tests.conftest import WEBHOOK_KEY as KEY
+from tests.conftest import WEBHOOK_RUN as RUN
+from tests.conftest import add_source, make_token, wait_until
+from tests.peers import Receiver, serving
 
 
 @pytest.fixture
 def receiver_factory() -> Iterator:
-    servers: list[Receiver] = []
-
-    def start(script: list[tuple[int, dict[str, str]]]) -> Receiver:
+    with ExitStack() as stack:
         secret = signatures.standard_secret_text(signatures.derive_secret(KEY, "outbound", "notifications"))
-        server = Receiver(secret, script)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-
-
-@pytest.fixture
-def app_client(database_url: str) -> Iterator[tuple[TestClient, dict]]:
-    settings = Settings(
-        database_url=database_url,
-        secret_key=KEY,
-        callback_allowed_hosts="127.0.0.1,localhost",
-        callback_allow_private=True,
-        delivery_poll_s=0.1,
-        delivery_schedule_s="0.2,0.2,0.2,0.2",
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        headers = {
-            s: {"Authorization": f"Bearer {make_token(database_url, s, s)}"}
-            for s in ("read", "submit", "worker", "admin")
-        }
-        yield client, headers
-
-
-def add_source(client: TestClient, name: str, kind: str) -> bytes:
-    with transaction(client.app.state.sessions, write=True) as session:
-        source = webhooks.create_source(session, name, kind)
-        return signatures.derive_secret(KEY, source.name, source.nonce)
+        yield lambda script: stack.enter_context(serving(Receiver(secret, script)))
 
 
 def count(client: TestClient, headers: dict) -> int:
@@ -132,7 +50,9 @@ def test_github_webhook(app_client) -> None:
     assert created.status_code == 201, created.text
     run = client.get(f"/api/v1/runs/{created.json()['id']}", headers=headers["read"]).json()
     assert (
-        run["origin"] == "webhook" and run["ci"]["commit"] == "0123abc" and run["submitted_by"] == "webhook:github-acme"
+        run["origin"] == "webhook"
+        and run["ci"]["commit"] == RUN["ci"]["commit"]
+        and run["submitted_by"] == "webhook:github-acme"
     )
     replay = post(body, good)
     assert replay.status_code == 200 and replay.json()["id"] == created.json()["id"]
@@ -185,15 +105,6 @@ def test_standard_and_gitlab_webhooks(app_client) -> None:
     assert count(client, headers) == 2
 
 
-def wait_until(condition, timeout: float = 15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise TimeoutError
-
-
 @pytest.mark.lmeval
 def test_notification_retries_until_delivered_and_can_be_redelivered(
     app_client, receiver_factory, tiny_smoke_run
@@ -220,7 +131,7 @@ def test_notification_retries_until_delivered_and_can_be_redelivered(
     assert all(r["verified"] for r in receiver.received)
     payload = receiver.received[-1]["payload"]
     assert payload["run"]["verdict"] == "not_comparable" and payload["report_url"].endswith(f"/runs/{run['id']}")
-    assert payload["run"]["ci"]["commit"] == "0123abc" and payload["run"]["verdicts"][0]["task"] == "gsm8k"
+    assert payload["run"]["ci"]["commit"] == RUN["ci"]["commit"] and payload["run"]["verdicts"][0]["task"] == "gsm8k"
     (delivery,) = wait_until(
         lambda: [
             d

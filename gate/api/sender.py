@@ -1,4 +1,8 @@
-"""The delivery loop: sends due notifications, signed in the Standard Webhooks form, and logs each attempt."""
+"""The delivery loop: sends due notifications and logs each attempt.
+
+Webhooks (a run's callback, a CI source's webhook) are signed in the Standard Webhooks form; commit statuses go to
+the GitHub or GitLab API with the notifier's token, unsealed only here, only for the request.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,54 @@ import json
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from gate.core import delivery, signatures, targets
+from gate.core import commit_status, delivery, sealing, signatures, targets
 from gate.settings import Settings
-from gate.store import notifications
+from gate.store import notifications, notifiers
 from gate.store.db import transaction
+from gate.store.models import Notification
 
 log = logging.getLogger("gate.sender")
 TIMEOUT_S = 15.0
+
+
+class Unsendable(Exception):
+    """The message cannot be sent as it stands: retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed notification, detached from its session while the request is in flight."""
+
+    id: int
+    kind: str
+    url: str
+    webhook_id: str
+    payload: dict[str, Any]
+    attempts: int
+    is_callback: bool  # a URL from the run's submitter, not from the admin: allow-listed, checked at send time
+    sealed_token: str | None
+    bound_to: str | None
+
+    @classmethod
+    def of(cls, n: Notification) -> Outgoing:
+        return cls(
+            id=n.id,
+            kind=n.kind,
+            url=n.url,
+            webhook_id=n.webhook_id,
+            payload=n.payload,
+            attempts=n.attempts,
+            is_callback=n.notifier is None,
+            sealed_token=n.notifier.sealed_token if n.notifier else None,
+            bound_to=notifiers.bound_to(n.notifier.source.name, n.kind) if n.notifier else None,
+        )
 
 
 def outbound_secret(settings: Settings) -> bytes:
@@ -44,69 +84,88 @@ def _schedule(settings: Settings) -> tuple[float, ...]:
     return delivery.SCHEDULE_S
 
 
-def send_one(settings: Settings, client: httpx.Client, url: str, webhook_id: str, body: bytes) -> dict:
-    """One attempt. Returns what record_attempt needs; never raises for the receiver's faults."""
+def _check_callback(settings: Settings, url: str) -> None:
     try:
         host = targets.check_url(url, targets.allowed_hosts(settings.callback_allowed_hosts))
         resolved = [info[4][0] for info in socket.getaddrinfo(host, None)]
         targets.check_addresses(resolved, settings.callback_allow_private)  # again at send time: DNS may change
     except (targets.TargetRefused, OSError) as exc:
+        raise Unsendable(f"refused: {exc}") from None
+
+
+def _request(settings: Settings, message: Outgoing) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the message's request."""
+    if not settings.secret_key:
+        raise Unsendable("GATE_SECRET_KEY is not set: gate can neither sign webhooks nor open tokens")
+    report_url = settings.public_url.rstrip("/") + message.payload["report_path"]
+    if message.kind == notifiers.WEBHOOK:
+        body = json.dumps({**message.payload, "report_url": report_url}, sort_keys=True).encode()
+        timestamp = int(time.time())
+        signature = signatures.standard_signature(outbound_secret(settings), message.webhook_id, timestamp, body)
         return {
-            "status_code": None,
-            "latency_ms": None,
-            "excerpt": None,
-            "error": f"refused: {exc}",
-            "retry_after": None,
-            "final": True,
-        }
-    timestamp = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signatures.standard_signature(outbound_secret(settings), webhook_id, timestamp, body),
-    }
+            "content-type": "application/json",
+            "webhook-id": message.webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+        }, body
+    if not (message.sealed_token and message.bound_to):
+        raise Unsendable("the notifier has no token")
+    try:
+        token = sealing.unseal(settings.secret_key, message.sealed_token, message.bound_to)
+    except sealing.SealBroken as exc:
+        raise Unsendable(str(exc)) from None
+    fields = {k: message.payload[k] for k in ("outcome", "description", "context")}
+    body = json.dumps(commit_status.body(message.kind, commit_status.Status(**fields), report_url)).encode()
+    return {"content-type": "application/json", **commit_status.headers(message.kind, token)}, body
+
+
+def send_one(settings: Settings, client: httpx.Client, message: Outgoing) -> dict[str, Any]:
+    """One attempt. Returns what record_attempt needs; never raises for the receiver's faults."""
+    failure = {"status_code": None, "latency_ms": None, "excerpt": None, "retry_after": None}
+    try:
+        if message.is_callback:
+            _check_callback(settings, message.url)
+        headers, body = _request(settings, message)
+    except Unsendable as exc:
+        return {**failure, "error": str(exc), "final": True}
     started = time.perf_counter()
     try:
-        response = client.post(url, content=body, headers=headers)
+        response = client.post(message.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        return {
-            "status_code": None,
-            "latency_ms": (time.perf_counter() - started) * 1000,
-            "excerpt": None,
-            "error": f"{type(exc).__name__}: {exc}",
-            "retry_after": None,
-            "final": False,
-        }
+        latency = (time.perf_counter() - started) * 1000
+        return {**failure, "latency_ms": latency, "error": f"{type(exc).__name__}: {exc}", "final": False}
+    retry_after = _retry_after(response)
+    refused_for_good = (
+        message.kind in commit_status.KINDS
+        and not response.is_success
+        and not delivery.retryable(response.status_code, retry_after)
+    )
     return {
         "status_code": response.status_code,
         "latency_ms": (time.perf_counter() - started) * 1000,
         "excerpt": response.text[: notifications.EXCERPT_CHARS],
         "error": None,
-        "retry_after": _retry_after(response),
-        "final": False,
+        "retry_after": retry_after,
+        "final": refused_for_good,
     }
 
 
 def send_due(app: FastAPI) -> int:
     settings: Settings = app.state.settings
     with transaction(app.state.sessions, write=True) as session:
-        due = [(n.id, n.url, n.webhook_id, n.payload, n.attempts) for n in notifications.claim_due(session)]
+        due = [Outgoing.of(n) for n in notifications.claim_due(session)]
     with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
-        for notification_id, url, webhook_id, payload, attempts in due:
-            body = json.dumps(
-                {**payload, "report_url": settings.public_url.rstrip("/") + payload["report_path"]}, sort_keys=True
-            ).encode()
-            outcome = send_one(settings, client, url, webhook_id, body)
+        for message in due:
+            outcome = send_one(settings, client, message)
             next_delay = (
                 None
                 if outcome["final"]
-                else delivery.next_delay(attempts + 1, outcome["retry_after"], _schedule(settings))
+                else delivery.next_delay(message.attempts + 1, outcome["retry_after"], _schedule(settings))
             )
             with transaction(app.state.sessions, write=True) as session:
                 notifications.record_attempt(
                     session,
-                    notification_id,
+                    message.id,
                     status_code=outcome["status_code"],
                     latency_ms=outcome["latency_ms"],
                     excerpt=outcome["excerpt"],

@@ -110,6 +110,7 @@ def run_deliveries(run_id: RunId, session: SessionDep, _: Reader) -> list[dict[s
     return [
         {
             "id": n.id,
+            "kind": n.kind,
             "url": n.url,
             "webhook_id": n.webhook_id,
             "status": n.status,

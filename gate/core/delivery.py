@@ -26,3 +26,10 @@ def next_delay(
     if retry_after_s is not None:
         return max(jittered, min(retry_after_s, MAX_RETRY_AFTER_S))
     return jittered
+
+
+def retryable(status_code: int | None, retry_after_s: float | None) -> bool:
+    """Whether a refused API call (a commit status) is worth repeating.
+
+    Outages, timeouts and rate limits are; a refused token or an unknown commit is not."""
+    return status_code is None or status_code >= 500 or status_code in (408, 429) or retry_after_s is not None

@@ -149,6 +149,7 @@ class Run(Base):
     generation_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result_fingerprint: Mapped[str | None] = mapped_column(String(64))  # sha256 of the accepted upload
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("ci_sources.id", ondelete="SET NULL"))  # webhook runs
 
     baseline: Mapped[Baseline | None] = relationship(foreign_keys=[baseline_id])
     worker: Mapped[Worker | None] = relationship()
@@ -244,6 +245,22 @@ class CISource(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Notifier(Base):
+    """How a CI source hears that its runs ended: a commit status on GitHub or GitLab, or a signed webhook."""
+
+    __tablename__ = "notifiers"
+    __table_args__ = (UniqueConstraint("source_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("ci_sources.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # github-status | gitlab-status | webhook
+    url: Mapped[str] = mapped_column(String(2000))  # the API base URL, or the webhook's URL
+    sealed_token: Mapped[str | None] = mapped_column(Text)  # sealed with the server key (gate.core.sealing)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    source: Mapped[CISource] = relationship()
+
+
 class InboundDelivery(Base):
     """Delivery ids seen from CI sources (kept at least 7 days: GitHub signatures carry no timestamp)."""
 
@@ -265,14 +282,18 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")  # as Notifier.kind
+    notifier_id: Mapped[int | None] = mapped_column(ForeignKey("notifiers.id", ondelete="CASCADE"))  # None: callback
     url: Mapped[str] = mapped_column(String(2000))
     webhook_id: Mapped[str] = mapped_column(String(64), unique=True)  # the same across attempts
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed | disabled
+    # pending | delivered | failed | disabled | superseded (a commit status overtaken by a newer one)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    notifier: Mapped[Notifier | None] = relationship()
     attempt_log: Mapped[list[NotificationAttempt]] = relationship(
         order_by="NotificationAttempt.id", cascade="all, delete-orphan"
     )

@@ -6,11 +6,22 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
+from gate.core import commit_status
 from gate.errors import NotFound
-from gate.store.models import DisabledEndpoint, Notification, NotificationAttempt, Run, Score, TaskVerdict, utcnow
+from gate.store import notifiers
+from gate.store.models import (
+    DisabledEndpoint,
+    Notification,
+    NotificationAttempt,
+    Notifier,
+    Run,
+    Score,
+    TaskVerdict,
+    utcnow,
+)
 
 EXCERPT_CHARS = 500
 IN_FLIGHT_S = 60  # a claimed delivery is invisible to other senders this long
@@ -47,22 +58,71 @@ def payload(session: Session, run: Run) -> dict[str, Any]:
     }
 
 
-def on_run_end(session: Session, run: Run) -> None:
-    """Queue the run's notification in the caller's transaction: if the verdict is stored, so is this."""
-    if not run.callback_url:
-        return
-    if session.scalar(select(DisabledEndpoint.id).where(DisabledEndpoint.url == run.callback_url)) is not None:
-        return
-    session.flush()
-    session.add(
-        Notification(
-            run_id=run.id,
-            url=run.callback_url,
-            webhook_id="msg_" + secrets.token_hex(12),
-            payload=payload(session, run),
-            next_attempt_at=utcnow(),
-        )
+def _message(run: Run, kind: str, url: str, body: dict[str, Any], notifier: Notifier | None) -> Notification:
+    return Notification(
+        run_id=run.id,
+        kind=kind,
+        notifier_id=notifier.id if notifier else None,
+        url=url,
+        webhook_id="msg_" + secrets.token_hex(12),
+        payload=body,
+        next_attempt_at=utcnow(),
     )
+
+
+def _commit_status(session: Session, run: Run, notifier: Notifier) -> Notification | None:
+    ci = run.ci_context or {}
+    try:
+        url = commit_status.status_url(notifier.kind, notifier.url, ci.get("repository"), ci.get("commit"))
+    except commit_status.UnusableContext:
+        return None  # the notifier was added after this run was accepted without a usable context
+    result = commit_status.outcome(run.status, run.verdict)
+    verdicts = session.scalars(select(TaskVerdict).where(TaskVerdict.run_id == run.id).order_by(TaskVerdict.id))
+    deltas = [(v.task, v.delta_pp) for v in verdicts] or [(task, None) for task in run.tasks]
+    baseline = run.baseline.name if run.baseline else None
+    body = {
+        "outcome": result,
+        "description": commit_status.describe(result, run.id, deltas, run.failure_reason),
+        "context": commit_status.context_name(baseline),
+        "report_path": f"/runs/{run.id}",
+    }
+    return _message(run, notifier.kind, url, body, notifier)
+
+
+def on_run_queued(session: Session, run: Run) -> None:
+    """A pending commit status for a run its CI source started, in the transaction that created the run."""
+    session.flush()
+    for notifier in notifiers.of_source(session, run.source_id):
+        if notifier.kind in commit_status.KINDS and (message := _commit_status(session, run, notifier)):
+            session.add(message)
+
+
+def _disabled(session: Session, url: str) -> bool:
+    return session.scalar(select(DisabledEndpoint.id).where(DisabledEndpoint.url == url)) is not None
+
+
+def on_run_end(session: Session, run: Run) -> None:
+    """Queue the run's notifications in the caller's transaction: if the verdict is stored, so are these."""
+    session.flush()
+    if run.callback_url and not _disabled(session, run.callback_url):
+        session.add(_message(run, notifiers.WEBHOOK, run.callback_url, payload(session, run), None))
+    for notifier in notifiers.of_source(session, run.source_id):
+        if notifier.kind == notifiers.WEBHOOK:
+            if not _disabled(session, notifier.url):
+                session.add(_message(run, notifier.kind, notifier.url, payload(session, run), notifier))
+            continue
+        # The final status must not be overwritten by a late retry of the pending one.
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.run_id == run.id,
+                Notification.notifier_id == notifier.id,
+                Notification.status == "pending",
+            )
+            .values(status="superseded", next_attempt_at=None)
+        )
+        if message := _commit_status(session, run, notifier):
+            session.add(message)
 
 
 def claim_due(session: Session, limit: int = 20) -> list[Notification]:
@@ -71,7 +131,8 @@ def claim_due(session: Session, limit: int = 20) -> list[Notification]:
         session.scalars(
             select(Notification)
             .where(Notification.status == "pending", Notification.next_attempt_at <= now)
-            .order_by(Notification.next_attempt_at)
+            .options(selectinload(Notification.notifier).selectinload(Notifier.source))
+            .order_by(Notification.next_attempt_at, Notification.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -104,11 +165,14 @@ def record_attempt(
             error=error,
         )
     )
+    if notification.status != "pending":  # superseded while in flight: logged, never rescheduled
+        session.flush()
+        return notification
     if status_code is not None and 200 <= status_code < 300:
         notification.status, notification.next_attempt_at = "delivered", None
-    elif status_code == 410:
+    elif status_code == 410 and notification.kind == notifiers.WEBHOOK:  # Standard Webhooks: "gone", stop sending
         notification.status, notification.next_attempt_at = "disabled", None
-        if session.scalar(select(DisabledEndpoint.id).where(DisabledEndpoint.url == notification.url)) is None:
+        if not _disabled(session, notification.url):
             session.add(DisabledEndpoint(url=notification.url))
     elif next_delay_s is None:
         notification.status, notification.next_attempt_at = "failed", None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import exc, select
+from sqlalchemy import delete, exc, select
 from sqlalchemy.orm import Session
 
 from gate.errors import Conflict, InvalidInput, Unauthorized
-from gate.store import runs
-from gate.store.models import CISource, InboundDelivery, Run
+from gate.store import notifications, notifiers, runs
+from gate.store.models import CISource, InboundDelivery, Run, utcnow
 
 KINDS = ("github", "gitlab", "standard")
 
@@ -48,14 +49,23 @@ def receive(
     )
     if seen is not None:
         return session.get(Run, seen.run_id), False
+    notifiers.check_context(session, source_row.id, request.ci_context)
     run, _ = runs.submit(
         session, request, submitted_by=f"webhook:{source_row.name}", admin=False, max_attempts=max_attempts
     )
     run.origin = "webhook"
     run.callback_url = callback_url
+    run.source_id = source_row.id
+    notifications.on_run_queued(session, run)
     try:
         with session.begin_nested():
             session.add(InboundDelivery(source_id=source_row.id, delivery_id=delivery_id, run_id=run.id))
     except exc.IntegrityError:
         raise Conflict("this delivery is being processed by another request") from None
     return run, True
+
+
+def prune_deliveries(session: Session, keep_days: float) -> int:
+    """Forget delivery ids older than `keep_days`; a redelivery older than that would start a second run."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    return session.execute(delete(InboundDelivery).where(InboundDelivery.received_at < cutoff)).rowcount
