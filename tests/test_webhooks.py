@@ -8,15 +8,20 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
 from gate.app import create_app
 from gate.core import signatures
 from gate.settings import Settings
+from gate.store import webhooks
+from gate.store.db import transaction
+from gate.store.models import InboundDelivery, utcnow
 from tests.conftest import WEBHOOK_KEY as KEY
 from tests.conftest import WEBHOOK_RUN as RUN
 from tests.conftest import add_source, make_token, wait_until
@@ -207,3 +212,27 @@ def test_callback_targets_are_allow_listed(database_url: str, receiver_factory) 
         )
         assert "non-public address" in delivery["log"][0]["error"]  # localhost resolves to loopback: refused at send
         assert receiver.received == []
+
+
+def test_delivery_ids_are_kept_a_week_at_least(app_client) -> None:
+    client, _ = app_client
+    secret_text = signatures.standard_secret_text(add_source(client, "github-acme", "github")).encode()
+    body = json.dumps(RUN).encode()
+    signed = {
+        "Content-Type": "application/json",
+        "X-GitHub-Delivery": "d-1",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(secret_text, body, hashlib.sha256).hexdigest(),
+    }
+    first = client.post("/api/v1/webhooks/ci?source=github-acme", content=body, headers=signed).json()
+
+    def age_and_prune(days: float, keep_days: float) -> int:
+        with transaction(client.app.state.sessions, write=True) as session:
+            session.execute(update(InboundDelivery).values(received_at=utcnow() - timedelta(days=days)))
+            return webhooks.prune_deliveries(session, keep_days)
+
+    assert age_and_prune(6.9, 7) == 0
+    replay = client.post("/api/v1/webhooks/ci?source=github-acme", content=body, headers=signed)
+    assert replay.status_code == 200 and replay.json()["id"] == first["id"]
+    assert age_and_prune(31, 30) == 1
+    with pytest.raises(ValidationError, match="greater than or equal to 7"):
+        Settings(inbound_delivery_keep_days=3)
