@@ -44,7 +44,9 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             verified = True
         except Exception:
             payload, verified = None, False
-        self.server.received.append({"id": self.headers["webhook-id"], "verified": verified, "payload": payload})
+        self.server.received.append(
+            {"id": self.headers["webhook-id"], "verified": verified, "payload": payload, "host": self.headers["Host"]}
+        )
         status, headers = self.server.script.pop(0) if self.server.script else (200, {})
         self.send_response(status)
         for name, value in headers.items():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
+from gate.api import sender
 from gate.app import create_app
 from gate.core import signatures
 from gate.settings import Settings
@@ -236,3 +239,19 @@ def test_delivery_ids_are_kept_a_week_at_least(app_client) -> None:
     assert age_and_prune(31, 30) == 1
     with pytest.raises(ValidationError, match="greater than or equal to 7"):
         Settings(inbound_delivery_keep_days=3)
+
+
+def test_callbacks_go_to_the_address_that_was_checked(app_client, receiver_factory) -> None:
+    """The sender connects to the address it vetted (no second lookup to rebind) and keeps the callback's Host."""
+    client, headers = app_client
+    receiver = receiver_factory([])
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    run = client.post("/api/v1/runs", json={**RUN, "callback_url": url}, headers=headers["submit"]).json()
+    client.post(f"/api/v1/runs/{run['id']}/cancel", headers=headers["submit"])
+    (received,) = wait_until(lambda: receiver.received)
+    assert received["verified"] and received["host"] == f"localhost:{receiver.server_address[1]}"
+    routes = sender._pinned_callback(client.app.state.settings, url)
+    for target, extra_headers, extensions in routes:
+        assert ipaddress.ip_address(urlsplit(target).hostname).is_loopback  # an address literal: no second lookup
+        assert extra_headers == {"host": f"localhost:{receiver.server_address[1]}"}
+        assert extensions == {"sni_hostname": "localhost"}  # TLS still verifies the name

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from fastapi import FastAPI
@@ -84,13 +85,26 @@ def _schedule(settings: Settings) -> tuple[float, ...]:
     return delivery.SCHEDULE_S
 
 
-def _check_callback(settings: Settings, url: str) -> None:
+Route = tuple[str, dict[str, str], dict[str, str]]  # URL, extra headers, httpx request extensions
+
+
+def _pinned_callback(settings: Settings, url: str) -> list[Route]:
+    """The callback URL with its host replaced by each address just checked, with the Host header and TLS name.
+
+    Checked again at send time because DNS may have changed since the run was submitted; pinned because a second
+    lookup by the HTTP client could answer differently (DNS rebinding)."""
     try:
         host = targets.check_url(url, targets.allowed_hosts(settings.callback_allowed_hosts))
-        resolved = [info[4][0] for info in socket.getaddrinfo(host, None)]
-        targets.check_addresses(resolved, settings.callback_allow_private)  # again at send time: DNS may change
+        resolved = [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+        targets.check_addresses(resolved, settings.callback_allow_private)
     except (targets.TargetRefused, OSError) as exc:
         raise Unsendable(f"refused: {exc}") from None
+    parts = urlsplit(url)
+    routes = []
+    for address in dict.fromkeys(resolved):
+        netloc = (f"[{address}]" if ":" in address else address) + (f":{parts.port}" if parts.port else "")
+        routes.append((urlunsplit(parts._replace(netloc=netloc)), {"host": parts.netloc}, {"sni_hostname": host}))
+    return routes
 
 
 def _request(settings: Settings, message: Outgoing) -> tuple[dict[str, str], bytes]:
@@ -122,15 +136,22 @@ def _request(settings: Settings, message: Outgoing) -> tuple[dict[str, str], byt
 def send_one(settings: Settings, client: httpx.Client, message: Outgoing) -> dict[str, Any]:
     """One attempt. Returns what record_attempt needs; never raises for the receiver's faults."""
     failure = {"status_code": None, "latency_ms": None, "excerpt": None, "retry_after": None}
+    routes: list[Route] = [(message.url, {}, {})]
     try:
         if message.is_callback:
-            _check_callback(settings, message.url)
+            routes = _pinned_callback(settings, message.url)
         headers, body = _request(settings, message)
     except Unsendable as exc:
         return {**failure, "error": str(exc), "final": True}
     started = time.perf_counter()
     try:
-        response = client.post(message.url, content=body, headers=headers)
+        for number, (url, pin_headers, extensions) in enumerate(routes, 1):
+            try:
+                response = client.post(url, content=body, headers={**headers, **pin_headers}, extensions=extensions)
+                break
+            except httpx.ConnectError:
+                if number == len(routes):  # as a resolver would: the next address when one refuses
+                    raise
     except httpx.HTTPError as exc:
         latency = (time.perf_counter() - started) * 1000
         return {**failure, "latency_ms": latency, "error": f"{type(exc).__name__}: {exc}", "final": False}
