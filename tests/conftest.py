@@ -197,6 +197,25 @@ def add_source(client: TestClient, name: str, kind: str) -> bytes:
         return signatures.derive_secret(WEBHOOK_KEY, source.name, source.nonce)
 
 
+def finish(client: TestClient, headers: dict, run_id: int, lmeval_run: tuple[Path, list[Path]]) -> None:
+    """What a worker does: claim the run and upload a real lm-eval output."""
+    lease = client.post(
+        "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=headers["worker"]
+    ).json()
+    assert lease["run_id"] == run_id
+    results, samples = lmeval_run
+    files = [("results", (results.name, results.read_bytes()))] + [
+        ("samples", (s.name, s.read_bytes())) for s in samples
+    ]
+    done = client.post(
+        f"/api/v1/workers/runs/{run_id}/complete",
+        data={"lease": lease["lease"]},
+        files=files,
+        headers=headers["worker"],
+    )
+    assert done.status_code == 200, done.text
+
+
 def wait_until(condition, timeout: float = 15):
     """The first truthy value of condition(), polled every 50 ms."""
     deadline = time.monotonic() + timeout

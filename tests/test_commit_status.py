@@ -21,7 +21,7 @@ from gate.settings import Settings
 from gate.store import notifiers
 from gate.store.db import make_engine, make_session_factory, transaction
 from gate.store.models import Notifier
-from tests.conftest import GSM8K_DIR, WEBHOOK_KEY, WEBHOOK_RUN, add_source, make_token, wait_until
+from tests.conftest import GSM8K_DIR, WEBHOOK_KEY, WEBHOOK_RUN, add_source, finish, make_token, wait_until
 from tests.lmeval_runs import gold_server
 from tests.peers import StatusAPI, serving
 from tests.processes import Api, server, worker_process
@@ -45,25 +45,6 @@ def github_delivery(secret: bytes, run: dict, delivery: str) -> tuple[bytes, dic
         "X-GitHub-Delivery": delivery,
         "X-Hub-Signature-256": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest(),
     }
-
-
-def finish(client: TestClient, headers: dict, run_id: int, lmeval_run: tuple[Path, list[Path]]) -> None:
-    """What a worker does: claim the run and upload a real lm-eval output."""
-    lease = client.post(
-        "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=headers["worker"]
-    ).json()
-    assert lease["run_id"] == run_id
-    results, samples = lmeval_run
-    files = [("results", (results.name, results.read_bytes()))] + [
-        ("samples", (s.name, s.read_bytes())) for s in samples
-    ]
-    done = client.post(
-        f"/api/v1/workers/runs/{run_id}/complete",
-        data={"lease": lease["lease"]},
-        files=files,
-        headers=headers["worker"],
-    )
-    assert done.status_code == 200, done.text
 
 
 def deliveries(client: TestClient, headers: dict, run_id: int) -> list[dict]:

@@ -27,7 +27,7 @@ from gate.store.db import transaction
 from gate.store.models import InboundDelivery, utcnow
 from tests.conftest import WEBHOOK_KEY as KEY
 from tests.conftest import WEBHOOK_RUN as RUN
-from tests.conftest import add_source, make_token, wait_until
+from tests.conftest import add_source, finish, make_token, wait_until
 from tests.peers import Receiver, serving
 
 
@@ -120,20 +120,7 @@ def test_notification_retries_until_delivered_and_can_be_redelivered(
     client, headers = app_client
     receiver = receiver_factory([(503, {}), (429, {"Retry-After": "1"}), (302, {"Location": "http://10.0.0.1/"})])
     run = client.post("/api/v1/runs", json={**RUN, "callback_url": receiver.url}, headers=headers["submit"]).json()
-    lease = client.post(
-        "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=headers["worker"]
-    ).json()
-    results, samples = tiny_smoke_run
-    files = [("results", (results.name, results.read_bytes()))] + [
-        ("samples", (s.name, s.read_bytes())) for s in samples
-    ]
-    done = client.post(
-        f"/api/v1/workers/runs/{run['id']}/complete",
-        data={"lease": lease["lease"]},
-        files=files,
-        headers=headers["worker"],
-    )
-    assert done.status_code == 200
+    finish(client, headers, run["id"], tiny_smoke_run)
     wait_until(lambda: len(receiver.received) >= 4)
     assert len({r["id"] for r in receiver.received}) == 1, "one webhook-id across attempts"
     assert all(r["verified"] for r in receiver.received)
