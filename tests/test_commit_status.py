@@ -146,12 +146,16 @@ def test_the_final_status_supersedes_an_unsent_pending_one(database_url: str) ->
     with serving(StatusAPI([])) as api, TestClient(create_app(settings)) as client:
         submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
         read = {"read": {"Authorization": f"Bearer {make_token(database_url, 'read', 'read')}"}}
+        admin = {"Authorization": f"Bearer {make_token(database_url, 'admin', 'admin')}"}
         secret = add_source(client, "gh", "github")
         add_notifier(client, "gh", "github-status", api.url)
         body, h = github_delivery(secret, WEBHOOK_RUN, "d-1")
         run_id = client.post("/api/v1/webhooks/ci?source=gh", content=body, headers=h).json()["id"]
         client.post(f"/api/v1/runs/{run_id}/cancel", headers=submit)
-        assert [d["status"] for d in deliveries(client, read, run_id)] == ["superseded", "pending"]
+        superseded, final = deliveries(client, read, run_id)
+        assert (superseded["status"], final["status"]) == ("superseded", "pending")
+        again = client.post(f"/api/v1/deliveries/{superseded['id']}/redeliver", headers=admin)
+        assert again.status_code == 409 and "newer commit status" in again.json()["detail"]
         assert sender.send_due(client.app) == 1
         assert api.states() == ["error"] and api.received[0]["body"]["description"] == f"run {run_id} cancelled"
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from gate.core import commit_status
-from gate.errors import NotFound
+from gate.errors import Conflict, NotFound
 from gate.store import notifiers
 from gate.store.models import (
     DisabledEndpoint,
@@ -187,6 +187,8 @@ def redeliver(session: Session, notification_id: int) -> Notification:
     notification = session.get(Notification, notification_id)
     if notification is None:
         raise NotFound(f"delivery {notification_id} does not exist")
+    if notification.status == "superseded":
+        raise Conflict("a newer commit status replaced this one: redeliver that one instead")
     session.execute(DisabledEndpoint.__table__.delete().where(DisabledEndpoint.url == notification.url))
     notification.status, notification.next_attempt_at = "pending", utcnow()
     session.flush()
