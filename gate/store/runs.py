@@ -10,10 +10,10 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import exc, select
+from sqlalchemy import exc, func, select
 from sqlalchemy.orm import Session, object_session
 
 from gate.core import options as run_options
@@ -228,8 +228,16 @@ def claim(session: Session, worker: Worker, lease_s: float) -> Lease | None:
         after_id = (batch[-1].priority, batch[-1].id)
 
 
+def lease_clock(session: Session) -> datetime:
+    """Leases are set, renewed and reaped on the database's clock, so API hosts with skewed clocks agree
+    (SQLite is embedded: its clock is this host's)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    return session.scalar(select(func.now())).astimezone(timezone.utc)
+
+
 def _lease(session: Session, run: Run, worker: Worker, lease_s: float) -> Lease:
-    now = utcnow()
+    now = lease_clock(session)
     run.status = RunStatus.RUNNING
     run.lease_token = secrets.token_urlsafe(24)
     run.lease_expires_at = now + timedelta(seconds=lease_s)
@@ -266,7 +274,7 @@ def renew(
     log_tail: str | None = None,
 ) -> Run:
     run = leased(session, run_id, token)
-    run.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+    run.lease_expires_at = lease_clock(session) + timedelta(seconds=lease_s)
     if done is not None:
         run.progress_done = done
     if total is not None:
@@ -366,7 +374,7 @@ def reap(session: Session, queued_ttl_s: float) -> tuple[int, int]:
     """Requeue runs whose lease expired (or fail them when out of attempts); expire runs queued too long.
 
     Returns (requeued or failed for a lost lease, expired unclaimed)."""
-    now = utcnow()
+    now = lease_clock(session)
     lost = list(
         session.scalars(
             select(Run)
