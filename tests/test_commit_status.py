@@ -86,7 +86,8 @@ def test_github_statuses_follow_a_webhook_run(app_client, gold_run_927) -> None:
     page = client.get(f"/runs/{run_id}", headers=headers["read"]).text
     with transaction(client.app.state.sessions) as session:
         stored = session.scalars(select(Notifier.sealed_token)).one()
-    assert f"github-status <code>{api.url}/api/v3/repos/acme/port/statuses/{SHA}</code>" in page
+    status_url = f"<code>{api.url}/api/v3/repos/acme/port/statuses/{SHA}</code>"
+    assert f"github-status <strong>pass</strong> {status_url}" in page
     assert TOKEN not in listing and TOKEN not in page and TOKEN not in stored
 
 
