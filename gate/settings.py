@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     callback_allowed_hosts: str = ""
     callback_allow_private: bool = False
     delivery_poll_s: float = 1.0
+    delivery_timeout_s: float = 15.0  # per attempt; a receiver slower than this is retried later
     delivery_schedule_s: str | None = None  # comma-separated override of the retry schedule (tests)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +21,10 @@ class Receiver(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, secret: str, script: Script) -> None:
+    def __init__(self, secret: str, script: Script, delays_s: list[float] | None = None) -> None:
         self.webhook = Webhook(secret)
         self.script = list(script)
+        self.delays_s = list(delays_s or [])  # per request, before answering: a slow receiver
         self.received: list[dict] = []
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
 
@@ -48,6 +50,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             {"id": self.headers["webhook-id"], "verified": verified, "payload": payload, "host": self.headers["Host"]}
         )
         status, headers = self.server.script.pop(0) if self.server.script else (200, {})
+        time.sleep(self.server.delays_s.pop(0) if self.server.delays_s else 0)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

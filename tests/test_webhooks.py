@@ -35,7 +35,7 @@ from tests.peers import Receiver, serving
 def receiver_factory() -> Iterator:
     with ExitStack() as stack:
         secret = signatures.standard_secret_text(signatures.derive_secret(KEY, "outbound", "notifications"))
-        yield lambda script: stack.enter_context(serving(Receiver(secret, script)))
+        yield lambda script, delays_s=None: stack.enter_context(serving(Receiver(secret, script, delays_s)))
 
 
 def count(client: TestClient, headers: dict) -> int:
@@ -242,3 +242,31 @@ def test_callbacks_go_to_the_address_that_was_checked(app_client, receiver_facto
         assert ipaddress.ip_address(urlsplit(target).hostname).is_loopback  # an address literal: no second lookup
         assert extra_headers == {"host": f"localhost:{receiver.server_address[1]}"}
         assert extensions == {"sni_hostname": "localhost"}  # TLS still verifies the name
+
+
+def test_a_slow_receiver_times_out_and_is_tried_again(database_url: str, receiver_factory) -> None:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=KEY,
+        callback_allowed_hosts="127.0.0.1",
+        callback_allow_private=True,
+        delivery_poll_s=0.1,
+        delivery_schedule_s="0.2,0.2",
+        delivery_timeout_s=0.5,
+    )
+    receiver = receiver_factory([], delays_s=[3.0])
+    with TestClient(create_app(settings)) as client:
+        submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
+        run = client.post("/api/v1/runs", json={**RUN, "callback_url": receiver.url}, headers=submit).json()
+        client.post(f"/api/v1/runs/{run['id']}/cancel", headers=submit)
+        (delivery,) = wait_until(
+            lambda: [
+                d
+                for d in client.get(f"/api/v1/runs/{run['id']}/deliveries", headers=submit).json()
+                if d["status"] == "delivered"
+            ]
+        )
+    timed_out, answered = delivery["log"]
+    assert timed_out["status_code"] is None and timed_out["error"].startswith("ReadTimeout")
+    assert 500 <= timed_out["latency_ms"] < 3000 and answered["status_code"] == 200
+    assert len(receiver.received) == 2 and receiver.received[0]["id"] == receiver.received[1]["id"]

@@ -26,7 +26,6 @@ from gate.store.db import transaction
 from gate.store.models import Notification
 
 log = logging.getLogger("gate.sender")
-TIMEOUT_S = 15.0
 
 
 class Unsendable(Exception):
@@ -175,7 +174,7 @@ def send_due(app: FastAPI) -> int:
     settings: Settings = app.state.settings
     with transaction(app.state.sessions, write=True) as session:
         due = [Outgoing.of(n) for n in notifications.claim_due(session)]
-    with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
+    with httpx.Client(timeout=settings.delivery_timeout_s, follow_redirects=False) as client:
         for message in due:
             outcome = send_one(settings, client, message)
             next_delay = (
