@@ -172,8 +172,13 @@ def send_one(settings: Settings, client: httpx.Client, message: Outgoing) -> dic
 
 def send_due(app: FastAPI) -> int:
     settings: Settings = app.state.settings
+    with transaction(app.state.sessions) as session:
+        if not notifications.any_due(session):
+            return 0
+    # httpx's timeout bounds each phase of a request, not its whole: the window leaves room for slow receivers.
+    in_flight_s = notifications.BATCH * settings.delivery_timeout_s * 4
     with transaction(app.state.sessions, write=True) as session:
-        due = [Outgoing.of(n) for n in notifications.claim_due(session)]
+        due = [Outgoing.of(n) for n in notifications.claim_due(session, in_flight_s)]
     with httpx.Client(timeout=settings.delivery_timeout_s, follow_redirects=False) as client:
         for message in due:
             outcome = send_one(settings, client, message)
@@ -199,7 +204,8 @@ async def delivery_loop(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     while True:
         try:
-            await asyncio.to_thread(send_due, app)
+            if await asyncio.to_thread(send_due, app) == notifications.BATCH:
+                continue  # a full batch: more may be waiting
         except Exception:  # the loop must outlive a database blip; it logs and tries again
             log.exception("delivery sweep failed")
         await asyncio.sleep(settings.delivery_poll_s)

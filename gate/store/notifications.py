@@ -24,7 +24,7 @@ from gate.store.models import (
 )
 
 EXCERPT_CHARS = 500
-IN_FLIGHT_S = 60  # a claimed delivery is invisible to other senders this long
+BATCH = 10  # notifications claimed per sweep
 
 
 def payload(session: Session, run: Run) -> dict[str, Any]:
@@ -125,7 +125,14 @@ def on_run_end(session: Session, run: Run) -> None:
             session.add(message)
 
 
-def claim_due(session: Session, limit: int = 20) -> list[Notification]:
+def any_due(session: Session) -> bool:
+    """A read-only look, so that an idle sender does not take SQLite's write lock every poll."""
+    due = select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
+    return session.scalar(due.limit(1)) is not None
+
+
+def claim_due(session: Session, in_flight_s: float) -> list[Notification]:
+    """Up to BATCH due notifications, hidden from other senders for in_flight_s (long enough to send them all)."""
     now = utcnow()
     due = list(
         session.scalars(
@@ -133,12 +140,12 @@ def claim_due(session: Session, limit: int = 20) -> list[Notification]:
             .where(Notification.status == "pending", Notification.next_attempt_at <= now)
             .options(selectinload(Notification.notifier).selectinload(Notifier.source))
             .order_by(Notification.next_attempt_at, Notification.id)
-            .limit(limit)
+            .limit(BATCH)
             .with_for_update(skip_locked=True)
         )
     )
     for notification in due:
-        notification.next_attempt_at = now + timedelta(seconds=IN_FLIGHT_S)
+        notification.next_attempt_at = now + timedelta(seconds=in_flight_s)
     session.flush()
     return due
 
