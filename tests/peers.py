@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -21,10 +22,13 @@ class Receiver(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, secret: str, script: Script, delays_s: list[float] | None = None) -> None:
+    def __init__(
+        self, secret: str, script: Script, delays_s: list[float] | None = None, trickle_s: float | None = None
+    ) -> None:
         self.webhook = Webhook(secret)
         self.script = list(script)
         self.delays_s = list(delays_s or [])  # per request, before answering: a slow receiver
+        self.trickle_s = trickle_s  # set: every answer's body never ends (a byte every trickle_s)
         self.received: list[dict] = []
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
 
@@ -54,9 +58,17 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        if self.server.trickle_s is None:
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
+        self.end_headers()  # an endless body, a byte at a time, until the client hangs up
+        with contextlib.suppress(OSError):
+            for _ in range(int(30 / self.server.trickle_s)):
+                self.wfile.write(b"z")
+                self.wfile.flush()
+                time.sleep(self.server.trickle_s)
 
 
 class StatusAPI(ThreadingHTTPServer):

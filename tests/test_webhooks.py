@@ -35,7 +35,7 @@ from tests.peers import Receiver, serving
 def receiver_factory() -> Iterator:
     with ExitStack() as stack:
         secret = signatures.standard_secret_text(signatures.derive_secret(KEY, "outbound", "notifications"))
-        yield lambda script, delays_s=None: stack.enter_context(serving(Receiver(secret, script, delays_s)))
+        yield lambda script, **behaviour: stack.enter_context(serving(Receiver(secret, script, **behaviour)))
 
 
 def count(client: TestClient, headers: dict) -> int:
@@ -244,7 +244,9 @@ def test_callbacks_go_to_the_address_that_was_checked(app_client, receiver_facto
         assert extensions == {"sni_hostname": "localhost"}  # TLS still verifies the name
 
 
-def test_a_slow_receiver_times_out_and_is_tried_again(database_url: str, receiver_factory) -> None:
+def test_slow_receivers_cannot_hold_the_sender(database_url: str, receiver_factory) -> None:
+    """A receiver that does not answer in time is tried again; one that answers with an endless body is cut off
+    at the timeout (its status counts) and its answer is read only as far as the excerpt."""
     settings = Settings(
         database_url=database_url,
         secret_key=KEY,
@@ -254,19 +256,27 @@ def test_a_slow_receiver_times_out_and_is_tried_again(database_url: str, receive
         delivery_schedule_s="0.2,0.2",
         delivery_timeout_s=0.5,
     )
-    receiver = receiver_factory([], delays_s=[3.0])
+    silent = receiver_factory([], delays_s=[3.0])
+    endless = receiver_factory([], trickle_s=0.01)
     with TestClient(create_app(settings)) as client:
         submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
-        run = client.post("/api/v1/runs", json={**RUN, "callback_url": receiver.url}, headers=submit).json()
-        client.post(f"/api/v1/runs/{run['id']}/cancel", headers=submit)
-        (delivery,) = wait_until(
-            lambda: [
-                d
-                for d in client.get(f"/api/v1/runs/{run['id']}/deliveries", headers=submit).json()
-                if d["status"] == "delivered"
-            ]
-        )
-    timed_out, answered = delivery["log"]
+
+        def delivered(receiver) -> dict:
+            run = client.post("/api/v1/runs", json={**RUN, "callback_url": receiver.url}, headers=submit).json()
+            client.post(f"/api/v1/runs/{run['id']}/cancel", headers=submit)
+            (delivery,) = wait_until(
+                lambda: [
+                    d
+                    for d in client.get(f"/api/v1/runs/{run['id']}/deliveries", headers=submit).json()
+                    if d["status"] == "delivered"
+                ]
+            )
+            return delivery
+
+        timed_out, answered = delivered(silent)["log"]
+        (cut_off,) = delivered(endless)["log"]
     assert timed_out["status_code"] is None and timed_out["error"].startswith("ReadTimeout")
     assert 500 <= timed_out["latency_ms"] < 3000 and answered["status_code"] == 200
-    assert len(receiver.received) == 2 and receiver.received[0]["id"] == receiver.received[1]["id"]
+    assert len(silent.received) == 2 and silent.received[0]["id"] == silent.received[1]["id"]
+    assert cut_off["status_code"] == 200 and 500 <= cut_off["latency_ms"] < 2000
+    assert set(cut_off["response_excerpt"]) == {"z"}

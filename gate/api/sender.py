@@ -26,6 +26,7 @@ from gate.store.db import transaction
 from gate.store.models import Notification
 
 log = logging.getLogger("gate.sender")
+EXCERPT_BYTES = 2048  # of a receiver's answer, kept for the attempt log; the rest is never read
 
 
 class Unsendable(Exception):
@@ -144,13 +145,7 @@ def send_one(settings: Settings, client: httpx.Client, message: Outgoing) -> dic
         return {**failure, "error": str(exc), "final": True}
     started = time.perf_counter()
     try:
-        for number, (url, pin_headers, extensions) in enumerate(routes, 1):
-            try:
-                response = client.post(url, content=body, headers={**headers, **pin_headers}, extensions=extensions)
-                break
-            except httpx.ConnectError:
-                if number == len(routes):  # as a resolver would: the next address when one refuses
-                    raise
+        response, excerpt = _post(client, routes, headers, body, settings.delivery_timeout_s)
     except httpx.HTTPError as exc:
         latency = (time.perf_counter() - started) * 1000
         return {**failure, "latency_ms": latency, "error": f"{type(exc).__name__}: {exc}", "final": False}
@@ -163,11 +158,43 @@ def send_one(settings: Settings, client: httpx.Client, message: Outgoing) -> dic
     return {
         "status_code": response.status_code,
         "latency_ms": (time.perf_counter() - started) * 1000,
-        "excerpt": response.text[: notifications.EXCERPT_CHARS],
+        "excerpt": excerpt,
         "error": None,
         "retry_after": retry_after,
         "final": refused_for_good,
     }
+
+
+def _post(
+    client: httpx.Client, routes: list[Route], headers: dict[str, str], body: bytes, timeout_s: float
+) -> tuple[httpx.Response, str]:
+    """POST to the first address that takes the connection, as a resolver would; of the answer, read only an
+    excerpt, and only until timeout_s (a receiver trickling an endless body must not hold the sender)."""
+    deadline = time.monotonic() + timeout_s
+
+    def attempt(route: Route) -> tuple[httpx.Response, str]:
+        url, pin_headers, extensions = route
+        request = client.build_request(
+            "POST", url, content=body, headers={**headers, **pin_headers}, extensions=extensions
+        )
+        response = client.send(request, stream=True)
+        try:
+            received = bytearray()
+            for chunk in response.iter_bytes():
+                received += chunk
+                if len(received) >= EXCERPT_BYTES or time.monotonic() > deadline:
+                    break
+        finally:
+            response.close()
+        return response, received[:EXCERPT_BYTES].decode("utf-8", "replace")
+
+    *fallbacks, last = routes
+    for route in fallbacks:
+        try:
+            return attempt(route)
+        except httpx.ConnectError:
+            continue
+    return attempt(last)
 
 
 def send_due(app: FastAPI) -> int:
