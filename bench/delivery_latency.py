@@ -71,7 +71,11 @@ def main() -> None:
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     callback = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    settings = {"secret_key": "bench", "callback_allowed_hosts": "127.0.0.1", "callback_allow_private": "true"}
+    settings = {
+        "secret_key": "bench-server-key-0123456789",
+        "callback_allowed_hosts": "127.0.0.1",
+        "callback_allow_private": "true",
+    }
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, Path(tmp)) as url:
         headers = {"Authorization": f"Bearer {token(url, 'bench', 'admin')}"}
         with gate_server(url, Path(tmp) / "server.log", **settings) as base, httpx.Client(base_url=base) as c:

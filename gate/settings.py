@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+MIN_SECRET_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,16 @@ class Settings(BaseSettings):
     delivery_poll_s: float = 1.0
     delivery_timeout_s: float = 15.0  # per attempt; a receiver slower than this is retried later
     delivery_schedule_s: str | None = None  # comma-separated override of the retry schedule (tests)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _usable_key(cls, key: str | None) -> str | None:
+        """Empty means unset (webhooks off), never an empty HMAC key; a short key is refused, not used."""
+        if not key:
+            return None
+        if len(key) < MIN_SECRET_KEY_CHARS:
+            raise ValueError(f"GATE_SECRET_KEY must be at least {MIN_SECRET_KEY_CHARS} characters")
+        return key
 
 
 @lru_cache

@@ -156,7 +156,7 @@ def gold_run_880(tiny_model: Path, gsm8k_overrides: Path, tmp_path_factory: pyte
     return _gold_run(880, tiny_model, gsm8k_overrides, tmp_path_factory.mktemp("gold-880"))
 
 
-WEBHOOK_KEY = "test-server-key"  # GATE_SECRET_KEY of the webhook tests
+WEBHOOK_KEY = "test-server-key-0123456789"  # GATE_SECRET_KEY of the webhook tests
 WEBHOOK_RUN = {
     "model": "acme/port",
     "baseline": "qwen3-4b-thinking-2507",

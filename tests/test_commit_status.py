@@ -243,6 +243,7 @@ def test_cli_refuses_a_notifier_it_cannot_set_up(tmp_path: Path) -> None:
         (cli("add-notifier", "--source", "gh", "--kind", "webhook", "--url", "ftp://x"), "must be http(s)"),
         (cli("add-notifier", "--source", "gh", "--kind", "github-status", GATE_SECRET_KEY=""), "GATE_SECRET_KEY"),
         (cli("remove-notifier", "--source", "gh", "--kind", "webhook"), "has no webhook notifier"),
+        (cli("sources", GATE_SECRET_KEY="too-short"), "GATE_SECRET_KEY must be at least 16 characters"),
     ]
     for result, message in cases:
         assert result.returncode == 2 and message in result.stderr, (result.returncode, result.stderr)

@@ -23,7 +23,7 @@ def test_no_input_gives_a_server_error(tmp_path: pytest.TempPathFactory) -> None
     url = f"sqlite:///{tmp_path / 'gate.db'}"
     token = make_token(url, "fuzzer", "admin")
     # with a secret key, so that the webhook endpoint verifies signatures instead of answering "not configured"
-    app = create_app(Settings(database_url=url, max_upload_bytes=1024 * 1024, secret_key="fuzz-key"))
+    app = create_app(Settings(database_url=url, max_upload_bytes=1024 * 1024, secret_key="fuzz-server-key-0123456789"))
     with TestClient(app):  # runs the lifespan: migrations, baselines, reaper
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         operations = [result.ok() for result in schema.get_all_operations()]

@@ -228,6 +228,12 @@ def test_delivery_ids_are_kept_a_week_at_least(app_client) -> None:
         Settings(inbound_delivery_keep_days=3)
 
 
+def test_the_server_key_is_long_enough_or_unset() -> None:
+    assert Settings(secret_key="").secret_key is None  # e.g. `GATE_SECRET_KEY: ${GATE_SECRET_KEY:-}` in compose
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(secret_key="hunter2")
+
+
 def test_callbacks_go_to_the_address_that_was_checked(app_client, receiver_factory) -> None:
     """The sender connects to the address it vetted (no second lookup to rebind) and keeps the callback's Host."""
     client, headers = app_client
