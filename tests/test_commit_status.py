@@ -224,6 +224,8 @@ def test_a_ci_webhook_gates_a_commit_end_to_end(tmp_path: Path, tiny_model: Path
     assert api.states() == ["pending", "failure"]
     assert api.received[-1]["body"]["description"].startswith("fail · gsm8k -3.6 pp")
     assert api.received[-1]["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    leaked = b"".join(path.read_bytes() for path in tmp_path.glob("gate.db*"))  # the database file and its WAL
+    assert secret_text.encode() not in leaked and TOKEN.encode() not in leaked
 
 
 def test_cli_refuses_a_notifier_it_cannot_set_up(tmp_path: Path) -> None:
