@@ -88,6 +88,7 @@ def test_github_statuses_follow_a_webhook_run(app_client, gold_run_927) -> None:
         stored = session.scalars(select(Notifier.sealed_token)).one()
     status_url = f"<code>{api.url}/api/v3/repos/acme/port/statuses/{SHA}</code>"
     assert f"github-status <strong>pass</strong> {status_url}" in page
+    assert '<a href="https://ci/1" rel="noopener noreferrer">' in page  # the CI context's pipeline, linked
     assert TOKEN not in listing and TOKEN not in page and TOKEN not in stored
 
 

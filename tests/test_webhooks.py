@@ -286,3 +286,12 @@ def test_slow_receivers_cannot_hold_the_sender(database_url: str, receiver_facto
     assert len(silent.received) == 2 and silent.received[0]["id"] == silent.received[1]["id"]
     assert cut_off["status_code"] == 200 and 500 <= cut_off["latency_ms"] < 2000
     assert set(cut_off["response_excerpt"]) == {"z"}
+
+
+def test_only_a_web_pipeline_url_becomes_a_link(app_client) -> None:
+    client, headers = app_client
+    for url, linked in (("https://ci.example/p/1", True), ("javascript:alert(1)", False)):
+        body = {**RUN, "ci": {**RUN["ci"], "pipeline_url": url}}
+        run = client.post("/api/v1/runs", json=body, headers=headers["submit"]).json()
+        page = client.get(f"/runs/{run['id']}", headers=headers["read"]).text
+        assert (f'<a href="{url}"' in page) is linked and url in page
