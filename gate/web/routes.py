@@ -16,7 +16,6 @@ from gate.web import views
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-QueryRunId = Annotated[int, Query(ge=1, le=MAX_ID)]
 SAMPLES_PAGE = 50
 QueryRunId = Annotated[int, Query(ge=1, le=MAX_ID)]
 
