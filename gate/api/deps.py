@@ -13,9 +13,9 @@ from gate.errors import Forbidden, Unauthorized
 from gate.settings import Settings
 from gate.store import tokens
 from gate.store.db import transaction
+from gate.store.models import MAX_ID
 
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
-MAX_ID = 2**31 - 1  # ids are 32-bit on Postgres; larger values could not name a row
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gate.core import options as opts
-from gate.store.models import Baseline, Run, SampleRecord, Worker
+from gate.store.models import MAX_ID, Baseline, Run, SampleRecord, Worker
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 VerdictName = Literal["pass", "fail", "not_comparable"]
@@ -232,7 +232,7 @@ class BaselineOut(BaseModel):
 class BaselinePromote(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_run: int = Field(ge=1, le=2**31 - 1)
+    from_run: int = Field(ge=1, le=MAX_ID)
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
 
 

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from gate.api.deps import MAX_ID, Admin, Reader, RunId, SessionDep, SettingsDep
+from gate.api.deps import Admin, Reader, RunId, SessionDep, SettingsDep
 from gate.api.runs import run_request
 from gate.api.schemas import RunCreate, RunOut
 from gate.core import signatures
 from gate.errors import InvalidInput, TooLarge, Unauthorized, Unavailable
 from gate.store import notifications, webhooks
 from gate.store.db import transaction
+from gate.store.models import MAX_ID
 
 router = APIRouter(tags=["webhooks"])
 

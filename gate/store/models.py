@@ -23,6 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gate.store.db import Base
 
+MAX_ID = 2**31 - 1  # ids are Integer, 32-bit on Postgres: a larger value cannot name a row
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

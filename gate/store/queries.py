@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from gate.errors import InvalidInput, NotFound
-from gate.store.models import Artifact, Baseline, BaselineScore, Run, RunTask, SampleRecord, Score
+from gate.store.models import MAX_ID, Artifact, Baseline, BaselineScore, Run, RunTask, SampleRecord, Score
 
 DEFAULT_HISTORY_METRIC = "exact_match,strict-match"
 
@@ -38,7 +38,7 @@ def decode_cursor(cursor: str) -> int:
         if not raw.startswith("r"):
             raise ValueError
         run_id = int(raw[1:])
-        if not 0 < run_id < 2**31:
+        if not 0 < run_id <= MAX_ID:
             raise ValueError
         return run_id
     except (binascii.Error, UnicodeDecodeError, ValueError):

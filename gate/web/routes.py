@@ -8,10 +8,11 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gate.api.deps import MAX_ID, READ_COOKIE, Reader, RunId, SessionDep, SettingsDep, require
+from gate.api.deps import READ_COOKIE, Reader, RunId, SessionDep, SettingsDep, require
 from gate.api.schemas import Status, VerdictName
 from gate.errors import InvalidInput
 from gate.store import notifications, queries, runs, tokens
+from gate.store.models import MAX_ID
 from gate.web import views
 
 router = APIRouter(include_in_schema=False)
