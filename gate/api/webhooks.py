@@ -95,7 +95,7 @@ async def ci_webhook(
                 detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 raise InvalidInput(detail) from None
             run, created = webhooks.receive(
-                session, row, delivery, run_request(payload, settings), payload.callback_url, settings.max_attempts
+                session, row, delivery, run_request(payload, settings), settings.max_attempts
             )
             return RunOut.of(run), created
 

@@ -38,7 +38,6 @@ def receive(
     source_row: CISource,
     delivery_id: str,
     request: runs.RunRequest,
-    callback_url: str | None,
     max_attempts: int,
 ) -> tuple[Run, bool]:
     """Create the run of a verified delivery; a delivery id seen before returns its run and creates nothing."""
@@ -54,7 +53,6 @@ def receive(
         session, request, submitted_by=f"webhook:{source_row.name}", admin=False, max_attempts=max_attempts
     )
     run.origin = "webhook"
-    run.callback_url = callback_url
     run.source_id = source_row.id
     notifications.on_run_queued(session, run)
     try:
