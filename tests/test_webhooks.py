@@ -22,7 +22,7 @@ from gate.api import sender
 from gate.app import create_app
 from gate.core import signatures
 from gate.settings import Settings
-from gate.store import webhooks
+from gate.store import notifiers, webhooks
 from gate.store.db import transaction
 from gate.store.models import InboundDelivery, utcnow
 from tests.conftest import WEBHOOK_KEY as KEY
@@ -295,3 +295,25 @@ def test_only_a_web_pipeline_url_becomes_a_link(app_client) -> None:
         run = client.post("/api/v1/runs", json=body, headers=headers["submit"]).json()
         page = client.get(f"/runs/{run['id']}", headers=headers["read"]).text
         assert (f'<a href="{url}"' in page) is linked and url in page
+
+
+def test_a_source_webhook_and_a_run_callback_both_hear_the_end(app_client, receiver_factory) -> None:
+    client, headers = app_client
+    source_hook, run_hook = receiver_factory([]), receiver_factory([])
+    secret = signatures.standard_secret_text(add_source(client, "buildkite", "standard"))
+    with transaction(client.app.state.sessions, write=True) as session:
+        notifiers.put(session, "buildkite", "webhook", source_hook.url, None)
+    body = json.dumps({**RUN, "callback_url": run_hook.url})
+    now = datetime.now(timezone.utc)
+    signed = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_1", now, body),
+        "Content-Type": "application/json",
+    }
+    run = client.post("/api/v1/webhooks/ci?source=buildkite", content=body, headers=signed).json()
+    client.post(f"/api/v1/runs/{run['id']}/cancel", headers=headers["submit"])
+    for receiver in (source_hook, run_hook):
+        (received,) = wait_until(lambda receiver=receiver: receiver.received)
+        assert received["verified"] and received["payload"]["run"]["id"] == run["id"]
+        assert received["payload"]["run"]["status"] == "cancelled"

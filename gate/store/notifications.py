@@ -104,12 +104,15 @@ def _disabled(session: Session, url: str) -> bool:
 def on_run_end(session: Session, run: Run) -> None:
     """Queue the run's notifications in the caller's transaction: if the verdict is stored, so are these."""
     session.flush()
-    if run.callback_url and not _disabled(session, run.callback_url):
-        session.add(_message(run, notifiers.WEBHOOK, run.callback_url, payload(session, run), None))
-    for notifier in notifiers.of_source(session, run.source_id):
-        if notifier.kind == notifiers.WEBHOOK:
-            if not _disabled(session, notifier.url):
-                session.add(_message(run, notifier.kind, notifier.url, payload(session, run), notifier))
+    attached = notifiers.of_source(session, run.source_id)
+    webhooks = [(run.callback_url, None)] if run.callback_url else []
+    webhooks += [(n.url, n) for n in attached if n.kind == notifiers.WEBHOOK]
+    webhooks = [(url, notifier) for url, notifier in webhooks if not _disabled(session, url)]
+    body = payload(session, run) if webhooks else {}
+    for url, notifier in webhooks:
+        session.add(_message(run, notifiers.WEBHOOK, url, body, notifier))
+    for notifier in attached:
+        if notifier.kind not in commit_status.KINDS:
             continue
         # The final status must not be overwritten by a late retry of the pending one.
         session.execute(
