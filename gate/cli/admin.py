@@ -49,10 +49,8 @@ def token_create(
     scope: Annotated[list[str], typer.Option(help="read, submit, worker or admin; repeat for several")],
 ) -> None:
     """Create a token; it is printed once, as the last line."""
-    engine = _engine()
-    migrate.upgrade(engine)
     try:
-        with transaction(make_session_factory(engine), write=True) as session:
+        with transaction(open_sessions(), write=True) as session:
             secret = tokens.create(session, name, scope)
     except GateError as error:
         raise fail(error.message) from None
@@ -74,12 +72,9 @@ def token_revoke(name: str) -> None:
 @baselines.command("load")
 def baselines_load() -> None:
     """Load baselines/*.yaml into the database (idempotent)."""
-    settings = get_settings()
-    engine = _engine()
-    migrate.upgrade(engine)
     try:
-        specs = read_dir(settings.baselines_dir)
-        with transaction(make_session_factory(engine), write=True) as session:
+        specs = read_dir(get_settings().baselines_dir)
+        with transaction(open_sessions(), write=True) as session:
             written = stored_baselines.load(session, specs)
     except GateError as error:
         raise fail(error.message) from None

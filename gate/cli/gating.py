@@ -15,6 +15,8 @@ from xml.etree import ElementTree
 import httpx
 import typer
 
+from gate.cli.admin import fail
+
 EXIT_PASS, EXIT_FAIL, EXIT_OTHER, EXIT_TIMEOUT = 0, 1, 2, 3
 POLL_S = 2.0
 # CI context read from the environment of the common CI systems
@@ -41,18 +43,13 @@ def ci_context() -> dict[str, str]:
     return {k: v for k, v in context.items() if v}
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_OTHER)
-
-
 def _checked(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        raise _fail(f"the server refused the request (HTTP {response.status_code}): {detail}")
+        raise fail(f"the server refused the request (HTTP {response.status_code}): {detail}", EXIT_OTHER)
     return response.json()
 
 
@@ -162,7 +159,7 @@ def submit(
     try:
         run_options = json.loads(options) if options else {}
     except json.JSONDecodeError as exc:
-        raise _fail(f"--options is not valid JSON: {exc}") from None
+        raise fail(f"--options is not valid JSON: {exc}", EXIT_OTHER) from None
     if profile:
         run_options["profile"] = profile
     body = {
@@ -184,7 +181,7 @@ def submit(
                 return
             finished = wait_for(client, run["id"], timeout)
         except httpx.HTTPError as exc:
-            raise _fail(f"cannot reach {server}: {exc}") from None
+            raise fail(f"cannot reach {server}: {exc}", EXIT_OTHER) from None
     if finished is None:
         typer.echo(f"timeout: run {run['id']} did not finish within {timeout:g} s", err=True)
         raise typer.Exit(EXIT_TIMEOUT)
@@ -212,5 +209,5 @@ def import_results(
         with httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=300) as c:
             run = _checked(c.post("/api/v1/runs/import", files=files, data=form))
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {server}: {exc}") from None
+        raise fail(f"cannot reach {server}: {exc}", EXIT_OTHER) from None
     raise typer.Exit(report(run, server, junit_path, json_path))
