@@ -14,16 +14,22 @@ def allowed_hosts(setting: str) -> set[str]:
     return {host.strip().lower() for host in setting.split(",") if host.strip()}
 
 
-def check_url(url: str, allowed: set[str]) -> str:
-    """The URL's host, if the URL is http(s), carries no credentials and its host is on the allow-list."""
+def web_host(url: str) -> str:
+    """The URL's host, if the URL is http(s) and carries no credentials."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetRefused("callback_url must be an http(s) URL")
+        raise TargetRefused("the URL must be http(s), with a host")
     if parts.username or parts.password:
-        raise TargetRefused("callback_url must not carry credentials")
-    if parts.hostname.lower() not in allowed:
-        raise TargetRefused(f"callback host {parts.hostname!r} is not on the admin's allow-list")
+        raise TargetRefused("the URL must not carry credentials")
     return parts.hostname
+
+
+def check_url(url: str, allowed: set[str]) -> str:
+    """The URL's host, if the URL is a plain web URL and its host is on the allow-list."""
+    host = web_host(url)
+    if host.lower() not in allowed:
+        raise TargetRefused(f"callback host {host!r} is not on the admin's allow-list")
+    return host
 
 
 def check_addresses(addresses: list[str], allow_private: bool) -> None:

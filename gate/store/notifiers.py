@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gate.core import commit_status
+from gate.core import commit_status, targets
 from gate.errors import InvalidInput, NotFound
 from gate.store.models import CISource, Notifier
 
@@ -31,9 +29,10 @@ def put(session: Session, source_name: str, kind: str, url: str, sealed_token: s
     """Add the source's notifier of this kind, or replace it (a new URL or a rotated token)."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        raise InvalidInput("the URL must be http(s), with a host and without credentials", field="url")
+    try:
+        targets.web_host(url)  # admin-set: no allow-list, but a plain web URL all the same
+    except targets.TargetRefused as exc:
+        raise InvalidInput(str(exc), field="url") from None
     if kind in commit_status.KINDS and not sealed_token:
         raise InvalidInput("a commit-status notifier needs an API token", field="token")
     source = _source(session, source_name)
