@@ -26,7 +26,8 @@ from gate.store.db import transaction
 from gate.store.models import Notification
 
 log = logging.getLogger("gate.sender")
-EXCERPT_BYTES = 2048  # of a receiver's answer, kept for the attempt log; the rest is never read
+# Of a receiver's answer, only what the attempt log keeps is read (4 bytes per character at most, in UTF-8).
+EXCERPT_BYTES = notifications.EXCERPT_CHARS * 4
 
 
 class Unsendable(Exception):
@@ -206,13 +207,14 @@ def send_due(app: FastAPI) -> int:
     in_flight_s = notifications.BATCH * settings.delivery_timeout_s * 4
     with transaction(app.state.sessions, write=True) as session:
         due = [Outgoing.of(n) for n in notifications.claim_due(session, in_flight_s)]
+    schedule = _schedule(settings)
     with httpx.Client(timeout=settings.delivery_timeout_s, follow_redirects=False) as client:
         for message in due:
             outcome = send_one(settings, client, message)
             next_delay = (
                 None
                 if outcome["final"]
-                else delivery.next_delay(message.attempts + 1, outcome["retry_after"], _schedule(settings))
+                else delivery.next_delay(message.attempts + 1, outcome["retry_after"], schedule)
             )
             with transaction(app.state.sessions, write=True) as session:
                 notifications.record_attempt(
