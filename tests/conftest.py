@@ -171,18 +171,22 @@ WEBHOOK_RUN = {
 }
 
 
+def webhook_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings that take webhooks and send notifications fast (a 0.2 s retry schedule) to loopback receivers."""
+    defaults: dict[str, object] = {
+        "secret_key": WEBHOOK_KEY,
+        "callback_allowed_hosts": "127.0.0.1,localhost",
+        "callback_allow_private": True,
+        "delivery_poll_s": 0.1,
+        "delivery_schedule_s": "0.2,0.2,0.2,0.2",
+    }
+    return Settings(database_url=database_url, **{**defaults, **overrides})
+
+
 @pytest.fixture
 def app_client(database_url: str) -> Iterator[tuple[TestClient, dict]]:
-    """An app that takes webhooks and sends notifications fast (a 0.2 s retry schedule), with a token per scope."""
-    settings = Settings(
-        database_url=database_url,
-        secret_key=WEBHOOK_KEY,
-        callback_allowed_hosts="127.0.0.1,localhost",
-        callback_allow_private=True,
-        delivery_poll_s=0.1,
-        delivery_schedule_s="0.2,0.2,0.2,0.2",
-    )
-    with TestClient(create_app(settings)) as client:
+    """An app with webhook_settings, with a token per scope."""
+    with TestClient(create_app(webhook_settings(database_url))) as client:
         headers = {
             s: {"Authorization": f"Bearer {make_token(database_url, s, s)}"}
             for s in ("read", "submit", "worker", "admin")

@@ -17,11 +17,19 @@ from sqlalchemy import select
 from gate.api import sender
 from gate.app import create_app
 from gate.core import commit_status, sealing, signatures
-from gate.settings import Settings
 from gate.store import notifiers
 from gate.store.db import make_engine, make_session_factory, transaction
 from gate.store.models import Notifier
-from tests.conftest import GSM8K_DIR, WEBHOOK_KEY, WEBHOOK_RUN, add_source, finish, make_token, wait_until
+from tests.conftest import (
+    GSM8K_DIR,
+    WEBHOOK_KEY,
+    WEBHOOK_RUN,
+    add_source,
+    finish,
+    make_token,
+    wait_until,
+    webhook_settings,
+)
 from tests.lmeval_runs import gold_server
 from tests.peers import StatusAPI, serving
 from tests.processes import Api, server, worker_process
@@ -144,7 +152,7 @@ def test_a_run_whose_commit_cannot_be_reported_is_refused(app_client) -> None:
 
 
 def test_the_final_status_supersedes_an_unsent_pending_one(database_url: str) -> None:
-    settings = Settings(database_url=database_url, secret_key=WEBHOOK_KEY, delivery_poll_s=3600)
+    settings = webhook_settings(database_url, delivery_poll_s=3600)  # nothing is sent until the test says so
     with serving(StatusAPI([])) as api, TestClient(create_app(settings)) as client:
         submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
         read = {"read": {"Authorization": f"Bearer {make_token(database_url, 'read', 'read')}"}}

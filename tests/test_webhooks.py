@@ -27,7 +27,7 @@ from gate.store.db import transaction
 from gate.store.models import InboundDelivery, utcnow
 from tests.conftest import WEBHOOK_KEY as KEY
 from tests.conftest import WEBHOOK_RUN as RUN
-from tests.conftest import add_source, finish, make_token, wait_until
+from tests.conftest import add_source, finish, make_token, wait_until, webhook_settings
 from tests.peers import Receiver, serving
 
 
@@ -173,12 +173,8 @@ def test_failed_runs_notify_and_410_disables_the_endpoint(app_client, receiver_f
 
 
 def test_callback_targets_are_allow_listed(database_url: str, receiver_factory) -> None:
-    settings = Settings(
-        database_url=database_url,
-        secret_key=KEY,
-        callback_allowed_hosts="localhost",
-        delivery_poll_s=0.1,
-        delivery_schedule_s="0.2",
+    settings = webhook_settings(
+        database_url, callback_allowed_hosts="localhost", callback_allow_private=False, delivery_schedule_s="0.2"
     )
     with TestClient(create_app(settings)) as client:
         submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
@@ -253,14 +249,8 @@ def test_callbacks_go_to_the_address_that_was_checked(app_client, receiver_facto
 def test_slow_receivers_cannot_hold_the_sender(database_url: str, receiver_factory) -> None:
     """A receiver that does not answer in time is tried again; one that answers with an endless body is cut off
     at the timeout (its status counts) and its answer is read only as far as the excerpt."""
-    settings = Settings(
-        database_url=database_url,
-        secret_key=KEY,
-        callback_allowed_hosts="127.0.0.1",
-        callback_allow_private=True,
-        delivery_poll_s=0.1,
-        delivery_schedule_s="0.2,0.2",
-        delivery_timeout_s=0.5,
+    settings = webhook_settings(
+        database_url, callback_allowed_hosts="127.0.0.1", delivery_schedule_s="0.2,0.2", delivery_timeout_s=0.5
     )
     silent = receiver_factory([], delays_s=[3.0])
     endless = receiver_factory([], trickle_s=0.01)
