@@ -29,7 +29,7 @@ $(VLLM_STAMP): pyproject.toml
 	  mkdir -p $$(dirname $$d)/vllm-0.32.0+cpu.dist-info && \
 	  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > $$(dirname $$d)/vllm-0.32.0+cpu.dist-info/METADATA
 	# compiled bytecode halves vLLM's import time; a few packages ship files that are not Python 3.11 (left as is)
-	-$(VLLM_VENV)/bin/python -m compileall -q $(VLLM_VENV)/lib > /dev/null
+	$(VLLM_VENV)/bin/python -m compileall -q $(VLLM_VENV)/lib > /dev/null || true
 	touch $(VLLM_STAMP)
 
 .PHONY: install start test test-main test-vllm lint postgres browser bench
