@@ -114,6 +114,7 @@ class Run(Base):
         Index("ix_runs_status_priority_id", "status", "priority", "id"),
         Index("ix_runs_verdict_id", "verdict", "id"),
         Index("ix_runs_baseline_id_id", "baseline_id", "id"),
+        Index("ix_runs_model_fingerprint", "model_fingerprint"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -127,6 +128,7 @@ class Run(Base):
     origin: Mapped[str] = mapped_column(String(16), default="queue")  # queue | import | webhook
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED)
     verdict: Mapped[str | None] = mapped_column(String(16))
+    verdict_reason: Mapped[str | None] = mapped_column(Text)  # why the verdict is not pass or fail, when no task says
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     lease_token: Mapped[str | None] = mapped_column(String(64))
@@ -150,6 +152,8 @@ class Run(Base):
     # task -> share of answers that hit the generation cap (a config problem when high, not a regression)
     generation_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result_fingerprint: Mapped[str | None] = mapped_column(String(64))  # sha256 of the accepted upload
+    # content digest of the files that decide the model's answers (weights, config, tokenizer, templates)
+    model_fingerprint: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(String(2000))
     source_id: Mapped[int | None] = mapped_column(ForeignKey("ci_sources.id", ondelete="SET NULL"))  # webhook runs
 
