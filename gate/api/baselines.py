@@ -56,10 +56,5 @@ def model_history(
         metric=metric_used,
         baseline=reference.score if reference else None,
         tolerance_pp=reference.tolerance_pp if reference else None,
-        points=[
-            HistoryPointOut(
-                run_id=p.run_id, at=p.at, value=p.value, stderr=p.stderr, verdict=p.verdict, backend=p.backend
-            )
-            for p in points
-        ],
+        points=[HistoryPointOut.model_validate(p, from_attributes=True) for p in points],
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -99,8 +99,8 @@ class RunOut(BaseModel):
             model=run.model,
             backend=run.backend,
             tasks=run.tasks,
-            status=run.status,
-            verdict=run.verdict,
+            status=cast(Status, run.status),  # the columns hold these words; pydantic checks them again
+            verdict=cast(VerdictName | None, run.verdict),
             baseline=run.baseline.name if run.baseline else None,
             origin=run.origin,
             labels=run.labels,
@@ -138,7 +138,8 @@ class RunDetail(RunOut):
                 for s in run.scores
             ],
             verdicts=[
-                VerdictOut(task=v.task, outcome=v.outcome, delta_pp=v.delta_pp, details=v.details) for v in run.verdicts
+                VerdictOut(task=v.task, outcome=cast(VerdictName, v.outcome), delta_pp=v.delta_pp, details=v.details)
+                for v in run.verdicts
             ],
             eval_profile=run.eval_profile,
             generation=run.generation_stats,

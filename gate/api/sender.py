@@ -96,7 +96,7 @@ def _pinned_callback(settings: Settings, url: str) -> list[Route]:
     lookup by the HTTP client could answer differently (DNS rebinding)."""
     try:
         host = targets.check_url(url, targets.allowed_hosts(settings.callback_allowed_hosts))
-        resolved = [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+        resolved = [str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
         targets.check_addresses(resolved, settings.callback_allow_private)
     except (targets.TargetRefused, OSError) as exc:
         raise Unsendable(f"refused: {exc}") from None

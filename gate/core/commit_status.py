@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -55,7 +56,7 @@ def outcome(run_status: str, verdict: str | None) -> str:
     return run_status  # failed | cancelled
 
 
-def describe(result: str, run_id: int, deltas: list[tuple[str, float | None]], reason: str | None) -> str:
+def describe(result: str, run_id: int, deltas: Sequence[tuple[str, float | None]], reason: str | None) -> str:
     """One line for the commit page, e.g. 'fail · gsm8k -3.1 pp, mmlu +0.2 pp (run 12)'."""
     if result == "pending":
         text = f"queued · {', '.join(task for task, _ in deltas)} (run {run_id})"

@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from gate.core import commit_status
@@ -78,7 +78,9 @@ def _commit_status(session: Session, run: Run, notifier: Notifier) -> Notificati
         return None  # the notifier was added after this run was accepted without a usable context
     result = commit_status.outcome(run.status, run.verdict)
     verdicts = session.scalars(select(TaskVerdict).where(TaskVerdict.run_id == run.id).order_by(TaskVerdict.id))
-    deltas = [(v.task, v.delta_pp) for v in verdicts] or [(task, None) for task in run.tasks]
+    deltas: list[tuple[str, float | None]] = [(v.task, v.delta_pp) for v in verdicts] or [
+        (task, None) for task in run.tasks
+    ]
     baseline = run.baseline.name if run.baseline else None
     body = {
         "outcome": result,
@@ -105,7 +107,7 @@ def on_run_end(session: Session, run: Run) -> None:
     """Queue the run's notifications in the caller's transaction: if the verdict is stored, so are these."""
     session.flush()
     attached = notifiers.of_source(session, run.source_id)
-    webhooks = [(run.callback_url, None)] if run.callback_url else []
+    webhooks: list[tuple[str, Notifier | None]] = [(run.callback_url, None)] if run.callback_url else []
     webhooks += [(n.url, n) for n in attached if n.kind == notifiers.WEBHOOK]
     webhooks = [(url, notifier) for url, notifier in webhooks if not _disabled(session, url)]
     body = payload(session, run) if webhooks else {}
@@ -164,7 +166,7 @@ def record_attempt(
     next_delay_s: float | None,
 ) -> Notification:
     """Log one attempt; schedule the next, or end the message (delivered, failed, or disabled on 410)."""
-    notification = session.get(Notification, notification_id)
+    notification = session.get_one(Notification, notification_id)
     notification.attempts += 1
     session.add(
         NotificationAttempt(
@@ -199,7 +201,7 @@ def redeliver(session: Session, notification_id: int) -> Notification:
         raise NotFound(f"delivery {notification_id} does not exist")
     if notification.status == "superseded":
         raise Conflict("a newer commit status replaced this one: redeliver that one instead")
-    session.execute(DisabledEndpoint.__table__.delete().where(DisabledEndpoint.url == notification.url))
+    session.execute(delete(DisabledEndpoint).where(DisabledEndpoint.url == notification.url))
     notification.status, notification.next_attempt_at = "pending", utcnow()
     session.flush()
     return notification

@@ -83,7 +83,7 @@ def gated_metric(session: Session, task: str) -> str:
 @dataclass(frozen=True)
 class HistoryPoint:
     run_id: int
-    at: datetime
+    at: datetime | None
     value: float
     stderr: float | None
     verdict: str | None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, exc, select
+from sqlalchemy import CursorResult, delete, exc, select
 from sqlalchemy.orm import Session
 
 from gate.errors import Conflict, InvalidInput, Unauthorized
@@ -47,7 +48,7 @@ def receive(
         )
     )
     if seen is not None:
-        return session.get(Run, seen.run_id), False
+        return session.get_one(Run, seen.run_id), False
     notifiers.check_context(session, source_row.id, request.ci_context)
     run, _ = runs.submit(
         session, request, submitted_by=f"webhook:{source_row.name}", admin=False, max_attempts=max_attempts
@@ -66,4 +67,7 @@ def receive(
 def prune_deliveries(session: Session, keep_days: float) -> int:
     """Forget delivery ids older than `keep_days`; a redelivery older than that would start a second run."""
     cutoff = utcnow() - timedelta(days=keep_days)
-    return session.execute(delete(InboundDelivery).where(InboundDelivery.received_at < cutoff)).rowcount
+    result = cast(
+        CursorResult[Any], session.execute(delete(InboundDelivery).where(InboundDelivery.received_at < cutoff))
+    )
+    return result.rowcount

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import re
 import signal
@@ -36,7 +37,8 @@ class Evaluation:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        self.done = self.total = None
+        self.done: int | None = None
+        self.total: int | None = None
         self.process = subprocess.Popen(
             invocation.argv,
             env={**os.environ, **invocation.env},
@@ -50,9 +52,10 @@ class Evaluation:
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        assert isinstance(stdout, io.BufferedReader)  # a binary pipe: read1 returns what has arrived
         pending = ""
-        while chunk := self.process.stdout.read1(READ_CHUNK):
+        while chunk := stdout.read1(READ_CHUNK):
             self._log.write(chunk)
             pending += chunk.decode("utf-8", "replace")
             *lines, pending = pending.split("\n")
