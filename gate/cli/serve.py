@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import httpx
 import typer
+import uvicorn
 
+from gate.cli.admin import fail
 from gate.settings import get_settings
 from gate.store import migrate, tokens
 from gate.store.db import make_engine, make_session_factory, transaction
+from gate.worker.process import parent_death_signal
+
+WORKER_STOP_S = 15.0  # the worker's own cancel grace (10 s) plus its hand-back
 
 DEMO_BANNER = """
 ================================================================================
@@ -49,28 +58,20 @@ def _wait_healthy(url: str, timeout_s: float = 60) -> None:
     raise RuntimeError(f"gate did not answer on {url}")
 
 
-def _start_worker(url: str, token: str, local_data: list[str], work_dir: Path) -> subprocess.Popen:
-    argv = [
-        sys.executable,
-        "-m",
-        "gate.cli",
-        "worker",
-        "--server",
-        url,
-        "--token",
-        token,
-        "--backend",
-        "hf",
-        "--name",
-        "local",
-        "--work-dir",
-        str(work_dir),
-        "--heartbeat-s",
-        "5",
-    ]
+def _start_worker(url: str, token: str, local_data: list[str], work_dir: Path) -> subprocess.Popen[bytes]:
+    """The local worker: its token in the environment (argv is visible to every user in `ps`), its own session
+    (a terminal's Ctrl+C reaches the server only, which then drains the worker once), and SIGTERM when its starting
+    thread dies, so it drains even when the server is killed."""
+    argv = [sys.executable, "-m", "gate.cli", "worker", "--server", url, "--backend", "hf", "--name", "local"]
+    argv += ["--work-dir", str(work_dir), "--heartbeat-s", "5"]
     for item in local_data:
         argv += ["--local-data", item]
-    return subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, "GATE_TOKEN": token, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+        preexec_fn=parent_death_signal(signal.SIGTERM),
+    )
 
 
 def _queue_demo(url: str, admin_token: str, work_dir: Path, local_data: list[str]) -> None:
@@ -98,6 +99,67 @@ def _queue_demo(url: str, admin_token: str, work_dir: Path, local_data: list[str
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn that drains the local worker before it stops serving, and exits 0 on SIGINT and SIGTERM (uvicorn
+    re-raises the signal after shutting down, which turns a requested stop into a traceback or exit code 143)."""
+
+    def __init__(self, config: uvicorn.Config, before_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.before_exit = before_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.before_exit()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+
+class _LocalWorker:
+    """The side-car worker of `gate serve --worker`: started once the API answers, drained on stop; if it ends on
+    its own (a bad --local-data, a crash), the server stops too rather than queue runs nobody will take."""
+
+    def __init__(self, url: str, token: str, local_data: list[str], work_dir: Path) -> None:
+        self.url, self.token, self.local_data, self.work_dir = url, token, local_data, work_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.failed = False
+
+    def run(self, server: uvicorn.Server, then: Callable[[], None] | None) -> None:
+        """In a thread that lives as long as the worker (its parent-death signal is bound to this thread)."""
+        _wait_healthy(self.url)
+        if self.stopping.is_set():
+            return
+        self.process = _start_worker(self.url, self.token, self.local_data, self.work_dir)
+        if then is not None:
+            then()
+        code = self.process.wait()
+        if not self.stopping.is_set():
+            typer.echo(f"error: the local worker stopped (exit {code}); stopping gate", err=True)
+            self.failed = True
+            server.should_exit = True
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
@@ -108,28 +170,31 @@ def serve(
     ] = None,
     work_dir: Annotated[Path, typer.Option(help="the local worker's outputs and caches")] = Path(".gate"),
 ) -> None:
-    """Run the gate server: REST API under /api/v1 and the dashboard."""
-    import uvicorn
-
+    """Run the gate server: REST API under /api/v1 and the dashboard. SIGINT or SIGTERM stops it (and its local
+    worker, which hands back a run in progress) within seconds."""
     from gate.app import create_app
 
     worker = worker or demo
+    for item in local_data or []:
+        folder = item.partition("=")[2]
+        if not folder or not Path(folder).expanduser().is_dir():
+            raise fail(f"--local-data takes TASK=DIR with an existing folder, got {item!r}")
     url = f"http://{host}:{port}"
-    children: list[subprocess.Popen] = []
+    side_car: _LocalWorker | None = None
     if worker:
         worker_token, admin_token = _local_tokens()
         typer.echo(f"local admin token (for gate submit / the API):\n{admin_token}", err=True)
-
-        def side_car() -> None:
-            _wait_healthy(url)
-            children.append(_start_worker(url, worker_token, local_data or [], work_dir.resolve() / "worker"))
-            if demo:
-                _queue_demo(url, admin_token, work_dir.resolve(), local_data or [])
-
-        threading.Thread(target=side_car, daemon=True).start()
+        side_car = _LocalWorker(url, worker_token, local_data or [], work_dir.resolve() / "worker")
+    config = uvicorn.Config(create_app(), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    server = _Server(config, before_exit=side_car.stop if side_car else lambda: None)
+    if side_car is not None:
+        demo_run = (lambda: _queue_demo(url, admin_token, work_dir.resolve(), local_data or [])) if demo else None
+        threading.Thread(target=side_car.run, args=(server, demo_run), daemon=True, name="local-worker").start()
     try:
-        uvicorn.run(create_app(), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+        server.run()
     finally:
-        for child in children:
-            child.terminate()
-            child.wait(30)
+        if side_car is not None:
+            side_car.stop()
+            side_car.wait(WORKER_STOP_S)
+    if side_car is not None and side_car.failed:
+        raise typer.Exit(1)

@@ -59,7 +59,7 @@ def worker(
 ) -> None:
     """Claim runs from a gate server and execute them with lm-eval."""
     from gate.worker import agent, command, datasets
-    from gate.worker.client import GateClient
+    from gate.worker.client import GateClient, ServerRefused
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
@@ -91,5 +91,8 @@ def worker(
     the_agent.install_signal_handlers()
     try:
         the_agent.serve(max_runs=max_runs)
+    except ServerRefused as exc:  # a wrong token or a worker the server will not take: not worth a traceback
+        typer.echo(f"error: the server refused this worker: {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         client.close()

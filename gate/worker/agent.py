@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
@@ -48,28 +49,40 @@ def classify(exit_code: int, log_tail: str) -> str:
     return "user"
 
 
+class Drained(Exception):
+    """A drain signal arrived while the agent waited for work: nothing is held, so it stops waiting at once."""
+
+
 class Agent:
     def __init__(
         self, client: GateClient, config: command.WorkerConfig, timing: Timing | None = None, name: str | None = None
     ) -> None:
         self.client, self.config, self.timing = client, config, timing or Timing()
         self.name = name or f"{socket.gethostname()}-{config.backend}"
-        self.draining = threading.Event()
+        self.draining = client.stop  # one event: a drain also ends the client's retries
         self.info = environment.capture()
+        self._idle = False  # in the claim long-poll, holding no run
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT drain: claim nothing new, hand back the current run."""
+        """SIGTERM and SIGINT drain: claim nothing new, hand back the current run. An idle claim is cut short
+        (a long-poll can last wait_s), so an idle worker stops within a second."""
+
+        def drain(_signum: int, _frame: FrameType | None) -> None:
+            self.draining.set()
+            if self._idle:
+                raise Drained()
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.draining.set())
+            signal.signal(signum, drain)
 
     def serve(self, max_runs: int | None = None) -> int:
         """Claim and execute runs until drained (or max_runs done). Returns the number of runs executed."""
         executed = 0
         while not self.draining.is_set() and (max_runs is None or executed < max_runs):
             try:
-                claimed = self.client.claim(
-                    self.name, self.config.backend, list(self.config.labels), self.info, self.timing.claim_wait_s
-                )
+                claimed = self._claim()
+            except Drained:
+                break
             except ConnectionError as exc:
                 log.warning("claim failed: %s", exc)
                 self.draining.wait(5)
@@ -81,6 +94,15 @@ class Agent:
                 executed += 1
         log.info("worker %s drained after %d run(s)", self.name, executed)
         return executed
+
+    def _claim(self) -> dict[str, Any] | None:
+        self._idle = True
+        try:
+            return self.client.claim(
+                self.name, self.config.backend, list(self.config.labels), self.info, self.timing.claim_wait_s
+            )
+        finally:
+            self._idle = False
 
     def execute(self, claimed: dict[str, Any]) -> str:
         """Run one claimed run to an end. Returns what happened (for logs and tests)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 
 log = logging.getLogger("gate.worker")
 RETRY_STATUSES = {429, 502, 503, 504}
+DRAIN_RETRY_S = 10.0  # once the worker drains, a failing request is retried this much longer, not 10 minutes
 
 
 class LeaseLost(Exception):
@@ -33,17 +35,26 @@ class Backoff:
 
 
 class GateClient:
-    def __init__(self, server: str, token: str, backoff: Backoff | None = None, timeout_s: float = 90.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        backoff: Backoff | None = None,
+        timeout_s: float = 90.0,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.http = httpx.Client(
             base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
         )
         self.backoff = backoff or Backoff()
+        self.stop = stop or threading.Event()  # set when the worker drains: retries are cut short
 
     def close(self) -> None:
         self.http.close()
 
     def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> httpx.Response:
         delay, deadline = self.backoff.first_s, time.monotonic() + self.backoff.give_up_after_s
+        drain_seen = False
         while True:
             try:
                 response = self.http.request(method, path, **kwargs)
@@ -52,10 +63,12 @@ class GateClient:
                 problem = f"HTTP {response.status_code}"
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
+            if self.stop.is_set() and not drain_seen:
+                drain_seen, deadline = True, min(deadline, time.monotonic() + DRAIN_RETRY_S)
             if not retry or time.monotonic() + delay > deadline:
                 raise ConnectionError(f"{method} {path} failed: {problem}")
             log.warning("%s %s: %s; retrying in %.1f s", method, path, problem, delay)
-            time.sleep(delay * random.uniform(0.8, 1.2))
+            self.stop.wait(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.backoff.max_s)
         if response.status_code == 409:
             raise LeaseLost(response.json().get("detail", "lease lost"))

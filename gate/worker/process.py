@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from gate.worker.command import Invocation
@@ -24,10 +25,15 @@ READ_CHUNK = 65536
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL the evaluation when the agent dies (kill -9 included), so no orphan holds the device."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def parent_death_signal(signum: int) -> Callable[[], None]:
+    """A preexec_fn: Linux sends `signum` to the child when the thread that started it dies (kill -9 included),
+    so no orphan holds a device or a lease. Start such children from a thread that lives as long as they should."""
+
+    def arm() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+
+    return arm
 
 
 class Evaluation:
@@ -46,7 +52,7 @@ class Evaluation:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=parent_death_signal(signal.SIGKILL),
         )
         self._reader = threading.Thread(target=self._read, name="lm-eval-output", daemon=True)
         self._reader.start()
