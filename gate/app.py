@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,7 +24,7 @@ from gate.store import baselines as stored_baselines
 from gate.store import migrate
 from gate.store import runs as run_store
 from gate.store import webhooks as webhook_store
-from gate.store.db import make_engine, make_session_factory, transaction
+from gate.store.db import is_sqlite, make_engine, make_session_factory, transaction
 from gate.web import routes as web_routes
 from gate.web.static import STATIC_DIR
 
@@ -100,6 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate.upgrade(engine)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
+        # Writers take turns on the event loop (see deps.write_turn): one at a time on SQLite; on Postgres fewer
+        # than the worker threads, so a transaction that waits on another's row lock never holds the last thread
+        # the other needs to finish
+        threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+        app.state.write_turn = asyncio.Semaphore(1 if is_sqlite(engine) else max(threads // 2, 1))
         with transaction(app.state.sessions, write=True) as session:
             stored_baselines.load(session, read_dir(settings.baselines_dir))
         background = [asyncio.create_task(_reaper(app)), asyncio.create_task(sender.delivery_loop(app))]
@@ -132,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # on the event loop: a busy thread pool must not fail health checks
         return {"status": "ok"}
 
     for router in (runs.router, baselines.router, workers.router, webhooks.router):

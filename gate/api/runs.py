@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter
+from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter, write_turn
 from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
 from gate.api.uploads import parse_upload
 from gate.core import targets
@@ -210,7 +210,8 @@ async def import_run(
             )
             return RunDetail.full(run, sorted(files))
 
-    return await run_in_threadpool(store)
+    async with write_turn(request.app):
+        return await run_in_threadpool(store)
 
 
 @router.get("/{run_id}", response_model=RunDetail)

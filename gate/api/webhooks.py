@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from gate.api.deps import Admin, Reader, RunId, SessionDep, SettingsDep
+from gate.api.deps import Admin, Reader, RunId, SessionDep, SettingsDep, write_turn
 from gate.api.runs import run_request
 from gate.api.schemas import RunCreate, RunOut
 from gate.core import signatures
@@ -99,7 +99,8 @@ async def ci_webhook(
             )
             return RunOut.of(run), created
 
-    run, created = await run_in_threadpool(handle)
+    async with write_turn(request.app):
+        run, created = await run_in_threadpool(handle)
     if not created:
         response.status_code = status.HTTP_200_OK
     return run

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, WorkerAuth
+from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, WorkerAuth, write_turn
 from gate.api.schemas import RunOut, WorkerOut
 from gate.api.uploads import parse_upload
 from gate.errors import InvalidInput
@@ -122,10 +122,12 @@ async def claim(body: ClaimRequest, request: Request, _: WorkerAuth) -> Any:
         with transaction(request.app.state.sessions, write=True) as session:
             return runs.heartbeat_worker(session, body.name, body.labels, body.backend, body.info, body.draining).id
 
-    worker_id = await run_in_threadpool(register)
+    async with write_turn(request.app):
+        worker_id = await run_in_threadpool(register)
     deadline = time.monotonic() + body.wait_s
     while not body.draining:
-        claimed = await run_in_threadpool(_try_claim, request, body, worker_id)
+        async with write_turn(request.app):
+            claimed = await run_in_threadpool(_try_claim, request, body, worker_id)
         if claimed is not None:
             return claimed
         if time.monotonic() >= deadline or await request.is_disconnected():
@@ -203,7 +205,8 @@ async def complete(
         with transaction(request.app.state.sessions, write=True) as session:
             return RunOut.of(runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail))
 
-    return await run_in_threadpool(store)
+    async with write_turn(request.app):
+        return await run_in_threadpool(store)
 
 
 @router.post("/runs/{run_id}/fail", response_model=RunOut)

@@ -20,6 +20,11 @@ NAMING_CONVENTION = {
 # Execution option: open the SQLite transaction with BEGIN IMMEDIATE. A writer that starts as a reader and
 # upgrades later can fail with SQLITE_BUSY regardless of the busy timeout; taking the write lock up front waits.
 IMMEDIATE = {"gate_immediate": True}
+# Pools never make a thread wait: a request holds its connection across several thread-pool hops (dependencies,
+# handler, commit), so threads blocked on an exhausted pool can starve the holders of the threads they need to
+# finish. Postgres: more connections than the server's 40 worker threads plus its background loops.
+SQLITE_POOL = {"pool_size": 8, "max_overflow": -1}  # connections to a file are cheap
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 50}
 
 
 class Base(DeclarativeBase):
@@ -34,9 +39,11 @@ def make_engine(url: str, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine
     if not url.startswith("sqlite"):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        return create_engine(url, pool_pre_ping=True, **{**POSTGRES_POOL, **kwargs})
 
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False}, **kwargs)
+    engine = create_engine(
+        url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False}, **{**SQLITE_POOL, **kwargs}
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -62,9 +69,10 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
-    """A unit of work: commit on success, roll back on error. `write` takes SQLite's write lock first."""
+    """A unit of work: commit on success, roll back on error. `write` takes SQLite's write lock first; elsewhere the
+    connection is taken at the first statement, so a request holds none while its other dependencies run."""
     with factory() as session:
-        if write:
+        if write and factory.kw["bind"].dialect.name == "sqlite":
             session.connection(execution_options=IMMEDIATE)
         try:
             yield session
