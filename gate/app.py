@@ -9,14 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gate.api import baselines, runs, sender, webhooks, workers
+from gate.api import baselines, edge, runs, sender, webhooks, workers
 from gate.core.baselines import read_dir
 from gate.errors import GateError
 from gate.settings import Settings, get_settings
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Decides whether a model port stays within tolerance of its reference scores.",
         lifespan=lifespan,
+        dependencies=[Depends(edge.refuse_control_characters)],
     )
     app.state.settings = settings
 

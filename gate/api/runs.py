@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from gate.api import edge
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter, write_turn
 from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
 from gate.api.uploads import parse_upload
@@ -242,7 +243,7 @@ def get_file(run_id: RunId, name: str, session: SessionDep, _: Reader) -> Respon
     """The raw lm-eval file as uploaded."""
     content = queries.artifact(session, run_id, name)
     media = "application/json" if name.endswith(".json") else "application/x-ndjson"
-    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(content, media_type=media, headers={"Content-Disposition": edge.content_disposition(name)})
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
