@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from pydantic import ValidationError
 
 from gate.cli import admin, gating, serve, webhooks, worker
 from gate.settings import get_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="gate: the benchmark gate for model ports.")
+# Plain click help at up to 120 columns: typer's rich panels cut long option names at 80 columns.
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="gate: the benchmark gate for model ports.",
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"max_content_width": 120},
+)
 
 
 @app.callback()
@@ -29,3 +39,17 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("submit")(gating.submit)
 app.command("import")(gating.import_results)
+
+
+def main() -> None:
+    """`gate`: every failure is one sentence on stderr and exit code 2; `--debug` shows the traceback instead."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app(prog_name="gate")
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {admin.sentence(exc)} (--debug shows the traceback)", err=True)
+        sys.exit(2)

@@ -1,3 +1,3 @@
-from gate.cli import app
+from gate.cli import main
 
-app(prog_name="gate")
+main()

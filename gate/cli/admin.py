@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 import typer
 
 from gate.core.baselines import read_dir
@@ -28,6 +29,34 @@ def open_sessions():
     engine = _engine()
     migrate.upgrade(engine)
     return make_session_factory(engine)
+
+
+def sentence(exc: Exception) -> str:
+    """What went wrong, in one line a user can act on."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy import exc as db
+
+    if isinstance(exc, GateError):
+        return exc.message
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, db.OperationalError | db.InterfaceError):
+        return f"cannot use the database at {_database_url()}: {first}"
+    if isinstance(exc, db.ArgumentError | db.NoSuchModuleError):
+        return f"GATE_DATABASE_URL is not a database URL gate can use ({first})"
+    if isinstance(exc, CommandError):
+        return f"the migration failed: {first}"
+    if isinstance(exc, httpx.TransportError):
+        return f"cannot reach the server: {first}"
+    return first if isinstance(exc, OSError) else f"{type(exc).__name__}: {first}"
+
+
+def _database_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    except Exception:  # the URL itself may be what is wrong
+        return "GATE_DATABASE_URL"
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -73,9 +73,16 @@ def parse(document: dict[str, Any], where: str) -> BaselineSpec:
 
 
 def read_dir(directory: Path) -> list[BaselineSpec]:
+    if not directory.is_dir():
+        raise InvalidInput(f"the baselines folder {directory} does not exist")
     specs = []
     for path in sorted(directory.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
+        try:
+            document = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise InvalidInput(f"{path} is not valid YAML{line}: {getattr(exc, 'problem', None) or exc}") from None
         if not isinstance(document, dict):
             raise InvalidInput(f"{path}: expected a mapping")
         specs.append(parse(document, str(path)))
