@@ -7,6 +7,7 @@ boundary is exact (0.683 against 0.703 is -2.0 pp and passes a +/-2 pp gate).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -51,7 +52,7 @@ class Candidate:
     value: float
     stderr: float | None
     n_samples: int | None
-    profile: dict[str, Any]
+    profile: Mapping[str, Any]  # an EvalProfile, or one stored before its newer keys existed
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def comparability_problems(candidate: Candidate, reference: Reference) -> list[s
     if candidate.metric != reference.metric:
         problems.append(f"metric differs: run has {candidate.metric!r}, baseline has {reference.metric!r}")
     shots = candidate.profile.get("num_fewshot")
-    if reference.num_fewshot is not None and shots != reference.num_fewshot:
+    if reference.num_fewshot is not None and shots is None:
+        why = candidate.profile.get("num_fewshot_from") or "the file has no n-shot entry"
+        problems.append(f"the run's num_fewshot is unknown ({why}); the baseline has {reference.num_fewshot!r}")
+    elif reference.num_fewshot is not None and shots != reference.num_fewshot:
         problems.append(f"num_fewshot differs: run has {shots!r}, baseline has {reference.num_fewshot!r}")
     limit = candidate.profile.get("limit")
     if limit is not None:
