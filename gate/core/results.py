@@ -71,10 +71,11 @@ class ParsedResults:
     def score(self, task: str, metric: str) -> TaskScore | None:
         return next((s for s in self.scores if s.task == task and s.metric == metric), None)
 
-    def members(self, task: str) -> list[str]:
-        """The tasks whose documents make up `task`: its leaf subtasks for a group, else itself."""
+    def members(self, task: str, metric: str) -> list[str]:
+        """The tasks whose documents a score of `task` counts: a group's leaf subtasks that report the metric."""
         profile = self.profiles.get(task)
-        return (profile["subtasks"] if profile else None) or [task]
+        leaves = profile["subtasks"] if profile else []
+        return [leaf for leaf in leaves if self.score(leaf, metric) is not None] or [task]
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -214,7 +215,7 @@ class _Reader:
             think_end_token=_text_or_none(model_args.get("think_end_token")),
             task_version=None if version is None else str(version),
             task_hash=_text_or_none(_mapping(self.raw.get("task_hashes")).get(task)),
-            limit=float(limit) if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None,
+            limit=limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None,
             n_original=original,
             n_effective=effective,
             model=_text_or_none(model),

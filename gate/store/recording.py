@@ -116,7 +116,7 @@ def record(
             paired = None
             if run.baseline.from_run_id is not None:
                 flt = gated.metric.split(",", 1)[1]
-                members = parsed.members(gated.task)
+                members = parsed.members(gated.task, gated.metric)
                 paired = verdict.pair(
                     _outcomes(session, run.id, members, flt),
                     _outcomes(session, run.baseline.from_run_id, members, flt),
