@@ -199,7 +199,9 @@ def test_group_samples_pair_over_their_subtasks(client: TestClient, auth: dict) 
     paired = candidate["verdicts"][0]["details"]["paired"]
     # acc is per document of the belief and desire subtasks: 20 + 20 shared documents, none flipped
     assert (paired["n"], paired["regressions"], paired["improvements"]) == (40, 0, 0)
-    assert candidate["verdicts"][0]["details"]["reasons"] == ["the run used limit=20.0: a smoke run on part of the test set"]
+    assert candidate["verdicts"][0]["details"]["reasons"] == [
+        "the run used limit=20.0: a smoke run on part of the test set"
+    ]
 
 
 def test_imported_names_are_provenance(client: TestClient, auth: dict) -> None:
@@ -235,3 +237,85 @@ def test_gate_import_reports_a_run_with_nothing_gated(tmp_path: Path) -> None:
     assert "not gated (the baseline has no entry): gsm8k_cot_llama" in done.stdout
     (case,) = ElementTree.parse(junit).getroot().iter("testcase")
     assert case.find("skipped").get("message") == f"not comparable: {NOT_GATED.format('gsm8k_cot_llama')}"
+
+
+@pytest.fixture(scope="session")
+def halves_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A group of two lm-eval tasks, each upstream's gsm8k on 30 local test questions, as mmlu is of its subjects."""
+    import yaml
+
+    from gate.worker.datasets import lm_eval_tasks_dir
+    from tests.conftest import GSM8K_DIR
+
+    out = tmp_path_factory.mktemp("halves")
+    questions = (GSM8K_DIR / "test.jsonl").read_text().splitlines()
+    for name, part in (("first", questions[:30]), ("second", questions[30:60])):
+        (out / f"{name}.jsonl").write_text("\n".join(part) + "\n")
+        task = {
+            "include": str(lm_eval_tasks_dir() / "gsm8k" / "gsm8k.yaml"),
+            "task": f"gsm8k_{name}",
+            "dataset_path": "json",
+            "dataset_name": None,
+            "dataset_kwargs": {
+                "data_files": {"train": str(GSM8K_DIR / "train.jsonl"), "test": str(out / f"{name}.jsonl")}
+            },
+        }
+        (out / f"gsm8k_{name}.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
+    group = {
+        "group": "gsm8k_halves",
+        "task": ["gsm8k_first", "gsm8k_second"],
+        "aggregate_metric_list": [
+            {"metric": "exact_match", "aggregation": "mean", "weight_by_size": True, "filter_list": "strict-match"}
+        ],
+        "metadata": {"version": 1.0},
+    }
+    (out / "_gsm8k_halves.yaml").write_text(yaml.safe_dump(group, sort_keys=False))
+    return out
+
+
+def _halves_run(correct: int, tasks: Path, tiny_model: Path, out: Path) -> tuple[Path, list[Path]]:
+    from tests.conftest import GSM8K_DIR
+    from tests.lmeval_runs import gold_server, run_lm_eval
+
+    with gold_server(GSM8K_DIR, correct) as gold:
+        args = [
+            "--model",
+            "local-completions",
+            "--model_args",
+            f"model=gold-{correct},base_url={gold.url},tokenizer={tiny_model},tokenizer_backend=huggingface,"
+            "num_concurrent=4,max_retries=1,tokenized_requests=False",
+            "--include_path",
+            str(tasks),
+            "--tasks",
+            "gsm8k_halves",
+            "--num_fewshot",
+            "5",
+        ]
+        return run_lm_eval(args, out)
+
+
+@pytest.mark.lmeval
+def test_a_group_pairs_with_its_promoted_reference_over_subtask_samples(
+    client: TestClient, auth: dict, halves_tasks: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Real lm-eval runs of a group (45 and then 40 of its 60 questions right), per-subtask samples files."""
+    reference_files = _halves_run(45, halves_tasks, tiny_model, tmp_path / "ref")
+    candidate_files = _halves_run(40, halves_tasks, tiny_model, tmp_path / "cand")
+    assert sorted(p.name.split("_2")[0] for p in reference_files[1]) == ["samples_gsm8k_first", "samples_gsm8k_second"]
+
+    reference = upload(client, auth["submit"], *reference_files).json()
+    assert reference["eval_profile"]["gsm8k_halves"]["num_fewshot"] == 5
+    assert reference["eval_profile"]["gsm8k_halves"]["num_fewshot_from"] in ("subtasks", "n-shot")
+    promoted = client.post(
+        "/api/v1/baselines", json={"from_run": reference["id"], "name": "halves-ref"}, headers=auth["admin"]
+    )
+    assert promoted.status_code == 201, promoted.text
+
+    candidate = upload(client, auth["submit"], *candidate_files, baseline="halves-ref").json()
+    verdicts = {v["task"]: v for v in candidate["verdicts"]}
+    group = verdicts["gsm8k_halves"]
+    assert group["delta_pp"] == pytest.approx((40 - 45) / 60 * 100)
+    paired = group["details"]["paired"]
+    assert (paired["n"], paired["regressions"], paired["improvements"]) == (60, 5, 0)
+    assert group["outcome"] == "fail" and candidate["verdict"] == "fail"
+    assert verdicts["gsm8k_first"]["details"]["paired"]["n"] == 30 and verdicts["gsm8k_first"]["outcome"] == "pass"

@@ -320,12 +320,14 @@ def _read_lines(content: bytes) -> dict[tuple[str, int], dict[str, Any]]:
     return rows
 
 
-def _per_document(values: list[Any]) -> bool:
-    """A metric lm-eval averages over documents (acc, exact_match): one number in [0, 1] per line. Corpus metrics
+def _per_document(values: list[Any]) -> list[float] | None:
+    """A metric lm-eval averages over documents (acc, exact_match) logs one number in [0, 1] per line. Corpus metrics
     (f1 over the whole set, bleu, perplexity) log other values per line and cannot be checked against the score."""
-    return bool(values) and all(
+    if values and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1 for v in values
-    )
+    ):
+        return [float(v) for v in values]
+    return None
 
 
 def parse_samples(content: bytes, task: str, results: ParsedResults) -> list[SampleOutcome]:
@@ -346,8 +348,8 @@ def parse_samples(content: bytes, task: str, results: ParsedResults) -> list[Sam
             )
         if not lines:
             raise InvalidInput(f"samples for {task} have no documents for filter {flt!r}", field="samples")
-        values = [row.get(metric) for row in lines]
-        if not _per_document(values):
+        values = _per_document([row.get(metric) for row in lines])
+        if values is None:
             continue
         mean = sum(values) / len(values)
         if abs(mean - score.value) > SCORE_MATCH_TOLERANCE:

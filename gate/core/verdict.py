@@ -138,9 +138,11 @@ def judge(candidate: Candidate, reference: Reference, paired: Paired | None = No
 
     mdd_pp = fail_rate = None
     notes = []
-    if n:
+    healthy_se_pp = math.sqrt(reference.score * (1 - reference.score) / n) * 100 if n else 0.0
+    if n and healthy_se_pp == 0.0:  # a reference that got every document right (or wrong) has no spread to size by
+        notes.append(f"the baseline scored {reference.score:g}: its standard error is 0, so the band has no size in SE")
+    elif n:
         mdd_pp = stats.minimum_detectable_drop(reference.score, n) * 100
-        healthy_se_pp = math.sqrt(reference.score * (1 - reference.score) / n) * 100
         fail_rate = stats.healthy_fail_rate(reference.tolerance_pp, healthy_se_pp, reference.two_sided)
         notes.append(
             f"with n={n} the standard error is about {healthy_se_pp:.2f} pp, so the "

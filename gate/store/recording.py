@@ -22,7 +22,9 @@ def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks:
     missing_tasks = [task for task in tasks if task not in parsed.profiles]
     if missing_tasks:
         raise InvalidInput(f"results lack the requested task(s) {', '.join(missing_tasks)}", field="results")
-    for gated in baseline.scores if baseline else []:
+    if baseline is None:
+        return
+    for gated in baseline.scores:
         if gated.task not in parsed.profiles:
             continue
         score = parsed.score(gated.task, gated.metric)
