@@ -117,7 +117,7 @@ def test_refused_uploads_change_nothing(client: TestClient, auth: dict, tiny_smo
         (upload(client, auth["submit"], results, [fewer], baseline=BASELINE), 422, "documents"),
         (upload(client, auth["submit"], not_json, [], baseline=BASELINE), 422, "not valid JSON"),
         (upload(client, auth["submit"], results, samples, baseline="nope"), 404, "unknown baseline"),
-        (upload(client, auth["submit"], results, samples, model="a,b=c"), 422, "model"),
+        (upload(client, auth["submit"], results, samples, model="a\x1bb"), 422, "model contains control characters"),
         (upload(client, auth["read"], results, samples), 403, "submit"),
     ]
     for response, status, text in cases:

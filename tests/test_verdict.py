@@ -133,3 +133,12 @@ def test_healthy_fail_rate_matches_normal_tails() -> None:
     assert stats.healthy_fail_rate(1.96, 1.0, two_sided=True) == pytest.approx(0.05, abs=1e-4)
     assert stats.healthy_fail_rate(1.645, 1.0, two_sided=False) == pytest.approx(0.05, abs=1e-3)
     assert math.isclose(stats.proportion_stderr(0.5, 101), 0.05)
+
+
+def test_a_reference_with_every_document_right_is_judged_without_dividing_by_zero() -> None:
+    perfect = Reference(
+        benchmark="GSM8K", task="gsm8k", metric="exact_match,strict-match", num_fewshot=5, score=1.0, n_samples=30
+    )
+    verdict = judge(candidate(1.0), perfect)
+    assert verdict.outcome is Outcome.PASS and verdict.min_detectable_drop_pp is None
+    assert "the baseline scored 1: its standard error is 0, so the band has no size in SE" in verdict.notes

@@ -15,8 +15,8 @@ from gate.api import edge
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter, write_turn
 from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
 from gate.api.uploads import parse_upload
+from gate.core import results as lmeval
 from gate.core import targets
-from gate.core.options import BACKENDS, check_model_ref
 from gate.errors import InvalidInput
 from gate.settings import Settings
 from gate.store import queries, runs
@@ -178,17 +178,14 @@ async def import_run(
 ) -> RunDetail:
     """Upload a run made by hand: creates a finished run, its scores and its verdict."""
     parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
-    config = parsed.raw.get("config") or {}
-    model_name = model or parsed.raw.get("model_name") or (config.get("model_args") or {}).get("pretrained")
-    if not isinstance(model_name, str) or not model_name:
+    # On import the model and backend are provenance, never loaded: recorded as written, only bounded.
+    named = model or lmeval.named_model(parsed)
+    if named is None:
         raise InvalidInput("model is required: the results name no model", field="model")
-    try:
-        check_model_ref(model_name)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="model") from None
-    backend = backend or str(config.get("model") or "unknown")
-    if backend not in (*BACKENDS, "local-completions", "local-chat-completions", "unknown"):
-        raise InvalidInput(f"unknown backend {backend!r}", field="backend")
+    model_name = lmeval.provenance_text(named, "model", lmeval.MODEL_NAME_MAX_CHARS)
+    backend = lmeval.provenance_text(
+        backend or lmeval.model_type(parsed) or "unknown", "backend", lmeval.MODEL_TYPE_MAX_CHARS
+    )
     ci_context = None
     if ci:
         try:

@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gate.core import options as opts
+from gate.core import profile
 from gate.store.models import MAX_ID, Baseline, Run, SampleRecord, Worker
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -119,6 +120,9 @@ class RunDetail(RunOut):
     options: dict[str, Any]
     scores: list[ScoreOut]
     verdicts: list[VerdictOut]
+    verdict_reason: str | None  # why the verdict is not comparable when no task verdict says (nothing gated)
+    gated_tasks: list[str]  # tasks judged against the baseline (one verdict each)
+    not_gated_tasks: list[str]  # the run's other top-level tasks: scored and stored, not judged
     eval_profile: dict[str, Any] | None
     generation: dict[str, Any] | None
     environment: dict[str, Any] | None
@@ -141,6 +145,9 @@ class RunDetail(RunOut):
                 VerdictOut(task=v.task, outcome=cast(VerdictName, v.outcome), delta_pp=v.delta_pp, details=v.details)
                 for v in run.verdicts
             ],
+            verdict_reason=run.verdict_reason,
+            gated_tasks=[v.task for v in run.verdicts],
+            not_gated_tasks=profile.not_gated(run.eval_profile or {}, [v.task for v in run.verdicts]),
             eval_profile=run.eval_profile,
             generation=run.generation_stats,
             environment=run.environment,

@@ -64,6 +64,8 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
     ]
     if run["status"] == "failed":
         lines.append(f"  the run did not finish ({run.get('failure_kind')}): {run.get('failure_reason')}")
+    if run.get("verdict_reason"):
+        lines.append(f"  not comparable: {run['verdict_reason']}")
     if run.get("verdicts"):
         lines.append(f"  {'benchmark':<12} {'score %':>8} {'baseline %':>11} {'delta pp':>9} {'band':>8}  verdict")
     for v in run.get("verdicts", []):
@@ -74,6 +76,8 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
             f"{v['delta_pp']:+9.2f} {band:>8}  {v['outcome'].replace('_', ' ')}"
         )
         lines += [f"    not comparable: {reason}" for reason in d["reasons"]]
+    if run.get("not_gated_tasks"):
+        lines.append(f"  not gated (the baseline has no entry): {', '.join(run['not_gated_tasks'])}")
     return "\n".join(lines)
 
 
@@ -98,7 +102,11 @@ def junit(run: dict[str, Any]) -> bytes:
             ElementTree.SubElement(case, "skipped", message="not comparable: " + "; ".join(d["reasons"]))
         else:
             ElementTree.SubElement(case, "system-out").text = summary
-    if not verdicts:  # a run that could not finish, or no baseline: one erroring case says why
+    if not verdicts and run.get("verdict_reason"):  # finished, but the baseline gates none of its tasks
+        case = ElementTree.SubElement(suite, "testcase", classname=f"gate.{run['model']}", name="evaluation")
+        ElementTree.SubElement(case, "skipped", message="not comparable: " + run["verdict_reason"])
+        skipped += 1
+    elif not verdicts:  # a run that could not finish, or no baseline: one erroring case says why
         case = ElementTree.SubElement(suite, "testcase", classname=f"gate.{run['model']}", name="evaluation")
         ElementTree.SubElement(case, "error", message=run.get("failure_reason") or f"no verdict (run {run['status']})")
         suite.set("errors", "1")

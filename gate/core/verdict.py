@@ -7,6 +7,7 @@ boundary is exact (0.683 against 0.703 is -2.0 pp and passes a +/-2 pp gate).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -51,7 +52,7 @@ class Candidate:
     value: float
     stderr: float | None
     n_samples: int | None
-    profile: dict[str, Any]
+    profile: Mapping[str, Any]  # an EvalProfile, or one stored before its newer keys existed
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def comparability_problems(candidate: Candidate, reference: Reference) -> list[s
     if candidate.metric != reference.metric:
         problems.append(f"metric differs: run has {candidate.metric!r}, baseline has {reference.metric!r}")
     shots = candidate.profile.get("num_fewshot")
-    if reference.num_fewshot is not None and shots != reference.num_fewshot:
+    if reference.num_fewshot is not None and shots is None:
+        why = candidate.profile.get("num_fewshot_from") or "the file has no n-shot entry"
+        problems.append(f"the run's num_fewshot is unknown ({why}); the baseline has {reference.num_fewshot!r}")
+    elif reference.num_fewshot is not None and shots != reference.num_fewshot:
         problems.append(f"num_fewshot differs: run has {shots!r}, baseline has {reference.num_fewshot!r}")
     limit = candidate.profile.get("limit")
     if limit is not None:
@@ -134,9 +138,11 @@ def judge(candidate: Candidate, reference: Reference, paired: Paired | None = No
 
     mdd_pp = fail_rate = None
     notes = []
-    if n:
+    healthy_se_pp = math.sqrt(reference.score * (1 - reference.score) / n) * 100 if n else 0.0
+    if n and healthy_se_pp == 0.0:  # a reference that got every document right (or wrong) has no spread to size by
+        notes.append(f"the baseline scored {reference.score:g}: its standard error is 0, so the band has no size in SE")
+    elif n:
         mdd_pp = stats.minimum_detectable_drop(reference.score, n) * 100
-        healthy_se_pp = math.sqrt(reference.score * (1 - reference.score) / n) * 100
         fail_rate = stats.healthy_fail_rate(reference.tolerance_pp, healthy_se_pp, reference.two_sided)
         notes.append(
             f"with n={n} the standard error is about {healthy_se_pp:.2f} pp, so the "

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gate.core import verdict
+from gate.core import profile, verdict
 from gate.core.results import ParsedResults, SampleOutcome
 from gate.errors import InvalidInput
 from gate.store import notifications
@@ -22,21 +22,35 @@ def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks:
     missing_tasks = [task for task in tasks if task not in parsed.profiles]
     if missing_tasks:
         raise InvalidInput(f"results lack the requested task(s) {', '.join(missing_tasks)}", field="results")
-    for gated in baseline.scores if baseline else []:
-        if gated.task in parsed.profiles and parsed.score(gated.task, gated.metric) is None:
+    if baseline is None:
+        return
+    for gated in baseline.scores:
+        if gated.task not in parsed.profiles:
+            continue
+        score = parsed.score(gated.task, gated.metric)
+        if score is None:
             raise InvalidInput(
                 f"results for {gated.task} lack the gated metric {gated.metric!r} of baseline {baseline.name!r}",
                 field="results",
             )
+        if not 0.0 <= score.value <= 1.0:  # baselines are shares in [0, 1]; anything else cannot be judged
+            raise InvalidInput(f"results give {gated.task} {gated.metric} = {score.value!r}, not a share in [0, 1]")
 
 
-def _outcomes(session: Session, run_id: int, task: str, flt: str) -> dict[str, bool]:
+def _outcomes(session: Session, run_id: int, tasks: list[str], flt: str) -> dict[str, bool]:
+    """Per-document outcomes of a task, or of a group over its subtasks' documents."""
     rows = session.execute(
-        select(SampleRecord.doc_hash, SampleRecord.correct).where(
-            SampleRecord.run_id == run_id, SampleRecord.task == task, SampleRecord.filter == flt
+        select(SampleRecord.task, SampleRecord.doc_hash, SampleRecord.correct).where(
+            SampleRecord.run_id == run_id, SampleRecord.task.in_(tasks), SampleRecord.filter == flt
         )
     )
-    return {doc_hash: correct for doc_hash, correct in rows if doc_hash}
+    return {f"{task}/{doc_hash}": correct for task, doc_hash, correct in rows if doc_hash}
+
+
+def _no_gated_task(baseline: Baseline, parsed: ParsedResults) -> str:
+    tasks = ", ".join(profile.top_level(parsed.profiles))
+    entries = ", ".join(s.task for s in baseline.scores)
+    return f"baseline {baseline.name!r} has no entry for any task of this run ({tasks}); it gates {entries}"
 
 
 def verdict_data(v: verdict.Verdict) -> dict[str, Any]:
@@ -104,9 +118,10 @@ def record(
             paired = None
             if run.baseline.from_run_id is not None:
                 flt = gated.metric.split(",", 1)[1]
+                members = parsed.members(gated.task, gated.metric)
                 paired = verdict.pair(
-                    _outcomes(session, run.id, gated.task, flt),
-                    _outcomes(session, run.baseline.from_run_id, gated.task, flt),
+                    _outcomes(session, run.id, members, flt),
+                    _outcomes(session, run.baseline.from_run_id, members, flt),
                 )
             judged = verdict.judge(candidate, ref, paired)
             outcomes.append(judged.outcome)
@@ -121,6 +136,10 @@ def record(
                 )
             )
     final = verdict.overall(outcomes)
+    run.verdict_reason = None
+    if final is None and run.baseline is not None:  # imported work the baseline does not cover: not a gate result
+        final = verdict.Outcome.NOT_COMPARABLE
+        run.verdict_reason = _no_gated_task(run.baseline, parsed)
     run.verdict = final.value if final else None
     run.status = RunStatus.SUCCEEDED
     run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gate.api.deps import READ_COOKIE, Reader, RunId, SessionDep, SettingsDep, require
 from gate.api.schemas import Status, VerdictName
+from gate.core import profile
 from gate.errors import InvalidInput
 from gate.store import notifications, queries, runs, tokens
 from gate.store.models import MAX_ID
@@ -79,10 +80,13 @@ def run_report(
 ) -> HTMLResponse:
     run = runs.get(session, run_id)
     samples = queries.samples(session, run_id, task=task, only_wrong=wrong, limit=SAMPLES_PAGE, offset=offset)
+    profiles = run.eval_profile or {}
     return render(
         request,
         "run.html",
         run=run,
+        profile_tasks=profile.top_level(profiles),
+        not_gated=profile.not_gated(profiles, [v.task for v in run.verdicts]),
         samples=samples,
         wrong=wrong,
         task=task,
