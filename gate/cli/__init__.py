@@ -6,6 +6,7 @@ import sys
 
 import typer
 from pydantic import ValidationError
+from typer._click import exceptions as click  # typer 0.2x vendors click: its own exception classes
 
 from gate.cli import admin, gating, serve, webhooks, worker
 from gate.settings import get_settings
@@ -47,9 +48,22 @@ def main() -> None:
     if debug:
         sys.argv.remove("--debug")
     try:
-        app(prog_name="gate")
+        code = app(prog_name="gate", standalone_mode=False)
+    except click.UsageError as exc:  # click prints these as four lines of usage; one sentence says it
+        if isinstance(exc, click.NoArgsIsHelpError) and exc.ctx is not None:
+            typer.echo(exc.ctx.get_help())
+            sys.exit(0)
+        where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     except Exception as exc:
         if debug:
             raise
         typer.echo(f"error: {admin.sentence(exc)} (--debug shows the traceback)", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
