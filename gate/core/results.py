@@ -35,6 +35,30 @@ FILTER_MAX_CHARS = 100
 DOC_HASH_MAX_CHARS = 64
 MAX_DOC_ID = 2**31 - 1
 NON_METRIC_KEYS = ("name", "alias", "sample_len", "samples", "sample_count")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A task name becomes part of URLs, file names and headers: lm-eval's names are plain identifiers
+TASK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+\-]*")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads keeps the last of two equal keys while the stored raw file keeps both: refuse instead."""
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InvalidInput(f"the JSON object repeats the key {twice!r}")
+    return mapping
+
+
+def load_json(content: bytes | str, what: str) -> Any:
+    """JSON as lm-eval writes it (NaN included), but no repeated keys and no nesting beyond the interpreter's limit."""
+    try:
+        return json.loads(content, object_pairs_hook=_unique_keys)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc.message}", field=what.split()[0]) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInput(f"{what} is not valid JSON: {reason}", field=what.split()[0]) from None
 
 
 @dataclass(frozen=True)
@@ -94,11 +118,22 @@ def _stderr(value: Any, where: str) -> float | None:
     """lm-eval writes "N/A" (or NaN, for one document) where it has no standard error."""
     if value is None or value == "N/A" or (isinstance(value, float) and math.isnan(value)):
         return None
-    return _number(value, where)
+    stderr = _number(value, where)
+    if stderr < 0:
+        raise InvalidInput(f"{where} is {stderr!r}: a standard error cannot be negative", field="results")
+    return stderr
+
+
+MAX_COUNT = 2**31 - 1  # documents, shots: the store's integer columns
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A count lm-eval wrote, or None where it wrote none; a negative or absurd count is an impossible file."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if not 0 <= value <= MAX_COUNT:
+        raise InvalidInput(f"results has an impossible count {value}", field="results")
+    return value
 
 
 def key_values(raw: Any) -> dict[str, Any]:
@@ -248,10 +283,7 @@ def _refuse_lm_eval_03(entries: dict[str, Any]) -> None:
 
 
 def parse_results(content: bytes) -> ParsedResults:
-    try:
-        raw = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidInput(f"results is not valid JSON: {exc}", field="results") from None
+    raw = load_json(content, "results")
     if not isinstance(raw, dict) or not isinstance(raw.get("results"), dict) or not raw["results"]:
         raise InvalidInput("results has no 'results' mapping: is this an lm-eval results_*.json?", field="results")
     reader = _Reader(raw)
@@ -263,10 +295,12 @@ def parse_results(content: bytes) -> ParsedResults:
             raise InvalidInput(f"results.{task} must be a mapping", field="results")
         if len(task) > NAME_MAX_CHARS:
             raise InvalidInput(f"results has a task name longer than {NAME_MAX_CHARS} characters", field="results")
+        if not TASK.fullmatch(task):
+            raise InvalidInput(f"results has a task named {task[:80]!r}, not an lm-eval task name", field="results")
         profiles[task] = reader.profile(task)
         for key in _metric_keys(metrics):
             metric, flt = key.split(",", 1)
-            if len(key) > NAME_MAX_CHARS or len(flt) > FILTER_MAX_CHARS:
+            if len(key) > NAME_MAX_CHARS or len(flt) > FILTER_MAX_CHARS or CONTROL.search(key):
                 raise InvalidInput(f"results.{task} has a metric name that is too long: {key[:80]!r}", field="results")
             scores.append(
                 TaskScore(
@@ -294,7 +328,7 @@ def _text(value: Any) -> str:
     while isinstance(value, list) and len(value) == 1:
         value = value[0]
     text = value if isinstance(value, str) else json.dumps(value)
-    return text[:ANSWER_MAX_CHARS]
+    return text[:ANSWER_MAX_CHARS].replace("\x00", "\ufffd")  # Postgres text cannot hold NUL; the raw file keeps it
 
 
 def _read_lines(content: bytes) -> dict[tuple[str, int], dict[str, Any]]:
@@ -302,10 +336,7 @@ def _read_lines(content: bytes) -> dict[tuple[str, int], dict[str, Any]]:
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raise InvalidInput(f"samples line {number} is not valid JSON", field="samples") from None
+        row = load_json(line, f"samples line {number}")
         doc_id = row.get("doc_id") if isinstance(row, dict) else None
         if not isinstance(doc_id, int) or isinstance(doc_id, bool) or "filter" not in row:
             raise InvalidInput(f"samples line {number} lacks doc_id or filter", field="samples")
