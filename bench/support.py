@@ -70,7 +70,10 @@ def gate_server(url: str, log: Path, **settings: str) -> Iterator[str]:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        else:
+            raise TimeoutError(f"gate server did not start: see {log}")
         yield base
     finally:
         process.terminate()

@@ -107,6 +107,8 @@ def worker_process(
         f"gsm8k={GSM8K_DIR}",
         "--claim-wait-s",
         "2",
+        "--heartbeat-s",  # a third of the servers' 30 s lease: the worker's 30 s default would let it lapse
+        "10",
         *extra,
     ]
     for label in labels:

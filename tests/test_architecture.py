@@ -28,10 +28,15 @@ FORBIDDEN = {
 
 
 def imports(path: Path) -> set[str]:
+    """Absolute names of the modules path imports; `from ..store import runs` counts as gate.store.runs."""
+    package = ["gate", *path.relative_to(GATE).parent.parts]
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+            names |= {f"{base}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     return names

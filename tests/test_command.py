@@ -8,7 +8,7 @@ import pytest
 
 from gate.core.options import RunOptions, resolve
 from gate.worker.agent import classify
-from gate.worker.command import RefusedRun, WorkerConfig, build, cache_key
+from gate.worker.command import WorkerConfig, build, cache_key
 
 PY = "/venv/bin/python"
 
@@ -165,7 +165,3 @@ def test_failure_classes() -> None:
     assert classify(1, "RuntimeError: NPU out of memory. Tried to allocate") == "infrastructure"
     assert classify(1, "OSError: /models/x is not a local folder and is not a valid model identifier") == "user"
     assert classify(2, "lm_eval: error: argument --num_fewshot: invalid int value") == "user"
-
-
-def test_refused_run_is_a_value_error() -> None:
-    assert issubclass(RefusedRun, ValueError)

@@ -124,16 +124,14 @@ def test_dashboard(tmp_path: Path, browser_page: Page, gold_run_927, gold_run_88
         assert page.title() != "pwned" and HOSTILE in page.locator("table.samples").inner_text()
         assert "Not comparable" in page.content() and "limit=8" in page.content()
         shot(page, "05-run-report-not-comparable")
-        page.check("input[name=wrong]")
-        page.click("form.filters button")
-        assert page.locator("table.samples tbody tr.right").count() == 0
 
         page.goto(s.url + "/runs?verdict=fail")
         rows = page.locator("table.runs tbody tr")
         assert rows.count() == 1 and f"#{failing['id']}" in rows.inner_text()
         page.select_option("select[name=verdict]", "pass")
         page.click("form.filters button")
-        assert re.search(r"verdict=pass", page.url) and page.locator("table.runs tbody tr").count() == 1
+        page.wait_for_url(re.compile(r"verdict=pass"))
+        assert rows.count() == 1 and f"#{reference['id']}" in rows.inner_text()
         shot(page, "06-runs-filtered")
 
         page.goto(s.url + "/models/acme/port-npu")
@@ -149,3 +147,22 @@ def test_dashboard(tmp_path: Path, browser_page: Page, gold_run_927, gold_run_88
         outside = [u for u in requests if not u.startswith(s.url)]
         assert not outside, outside
         assert httpx.get(s.url + "/static/gate.css").status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True, reason="gate/web/routes.py reads the blank Task box (task=) as a filter on task '': no rows left"
+)
+def test_wrong_answers_only(tmp_path: Path, browser_page: Page, gold_run_880) -> None:
+    """The run page's "wrong answers only" box, ticked with the Task box left blank, as a person uses it."""
+    page = browser_page
+    with server(f"sqlite:///{tmp_path / 'gate.db'}", tmp_path, anonymous_read="true") as s:
+        run = upload(Api(s), *gold_run_880, model="acme/port-npu", baseline="qwen3-4b-thinking-2507")
+        page.goto(f"{s.url}/runs/{run['id']}")
+        rows = page.locator("table.samples tbody tr")
+        assert (rows.count(), page.locator("table.samples tbody tr.right").count()) == (50, 50)
+        page.check("input[name=wrong]")
+        page.click("form.filters button")
+        page.wait_for_url(re.compile(r"wrong=true"))
+        # the gold server answered questions 0-879 right and the rest wrong: the first wrong one is 880
+        assert (rows.count(), page.locator("table.samples tbody tr.wrong").count()) == (50, 50)
+        assert rows.first.locator("td").first.inner_text() == "880"

@@ -64,6 +64,8 @@ def vllm_server(vllm_python: str, tiny_model: Path, tmp_path_factory: pytest.Tem
             except httpx.TransportError:
                 pass
             time.sleep(1)
+        else:
+            raise TimeoutError(f"vLLM's server was not healthy after 240 s: {log.read_text()[-3000:]}")
         yield f"{base}/v1"
     finally:
         process.terminate()

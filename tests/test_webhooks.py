@@ -166,7 +166,8 @@ def test_failed_runs_notify_and_410_disables_the_endpoint(app_client, receiver_f
     )
     assert disabled[0]["log"][0]["status_code"] == 410
     second = client.post("/api/v1/runs", json=body, headers=headers["submit"]).json()
-    client.post(f"/api/v1/runs/{second['id']}/cancel", headers=headers["submit"])
+    cancelled = client.post(f"/api/v1/runs/{second['id']}/cancel", headers=headers["submit"])
+    assert cancelled.status_code == 200, cancelled.text  # a run that ended: one the endpoint would hear of
     time.sleep(0.5)
     assert client.get(f"/api/v1/runs/{second['id']}/deliveries", headers=headers["read"]).json() == []
     assert len(receiver.received) == 1

@@ -14,6 +14,9 @@ from sqlalchemy import update
 from gate.store import runs
 from gate.store.db import transaction
 from gate.store.models import Run, utcnow
+from gate.worker.agent import Agent
+from gate.worker.client import GateClient
+from gate.worker.command import WorkerConfig
 
 WORKER = {"name": "npu-1", "backend": "vllm-ascend", "labels": ["ascend910b"], "wait_s": 0}
 
@@ -163,3 +166,25 @@ def test_draining_worker_claims_nothing_and_hands_back(client: TestClient, auth:
     lease = claim(client, auth).json()["lease"]
     released = client.post(f"/api/v1/workers/runs/{run_id}/release", json={"lease": lease}, headers=auth["worker"])
     assert released.json()["status"] == "queued" and released.json()["attempts"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")  # GateClient's, on a TestClient
+def test_a_run_the_worker_refuses_fails_once_as_the_users_error(client: TestClient, auth: dict, tmp_path: Path) -> None:
+    """The agent reports a run it will not execute as the user's failure, with the refusal as the reason: no retry."""
+    body = {
+        "model": "acme/port",
+        "backend": "hf",
+        "tasks": ["gsm8k"],
+        "options": {"model_args": {"trust_remote_code": True}},
+    }
+    run_id = client.post("/api/v1/runs", json=body, headers=auth["admin"]).json()["id"]
+    worker = GateClient(str(client.base_url), "unused")
+    worker.http = client  # the in-process server, reached as a worker reaches a real one
+    client.headers.update(auth["worker"])
+    agent = Agent(worker, WorkerConfig(backend="hf", work_dir=tmp_path), name="cpu-1")
+    claimed = worker.claim("cpu-1", "hf", [], {}, wait_s=0)
+    assert claimed["run_id"] == run_id
+    assert agent.execute(claimed) == "failed:user"
+    run = client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()
+    assert (run["status"], run["failure_kind"], run["attempts"]) == ("failed", "user", 1)
+    assert run["failure_reason"] == "trust_remote_code is not allowed on this worker (--allow-trust-remote-code)"
