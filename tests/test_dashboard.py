@@ -149,9 +149,6 @@ def test_dashboard(tmp_path: Path, browser_page: Page, gold_run_927, gold_run_88
         assert httpx.get(s.url + "/static/gate.css").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True, reason="gate/web/routes.py reads the blank Task box (task=) as a filter on task '': no rows left"
-)
 def test_wrong_answers_only(tmp_path: Path, browser_page: Page, gold_run_880) -> None:
     """The run page's "wrong answers only" box, ticked with the Task box left blank, as a person uses it."""
     page = browser_page

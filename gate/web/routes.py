@@ -79,6 +79,7 @@ def run_report(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
     run = runs.get(session, run_id)
+    task = task or None  # the form sends its blank Task box as task=
     samples = queries.samples(session, run_id, task=task, only_wrong=wrong, limit=SAMPLES_PAGE, offset=offset)
     profiles = run.eval_profile or {}
     return render(
