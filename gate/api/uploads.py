@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from gate.core import results
 from gate.errors import InvalidInput, TooLarge
@@ -24,8 +25,9 @@ async def parse_upload(
     results_file: UploadFile, sample_files: list[UploadFile], limit: int
 ) -> tuple[results.ParsedResults, list[results.SampleOutcome], dict[str, bytes]]:
     """Parse results and samples; every sample file must match a task and the scores of the results."""
+    # parsed in a worker thread: a large file must not stall the event loop (and every health check with it)
     content = await read_bounded(results_file, limit, "results")
-    parsed = results.parse_results(content)
+    parsed = await run_in_threadpool(results.parse_results, content)
     files = {"results.json": content}
     outcomes: list[results.SampleOutcome] = []
     seen_tasks: set[str] = set()
@@ -35,6 +37,6 @@ async def parse_upload(
         if task in seen_tasks:
             raise InvalidInput(f"two samples files for task {task!r}", field="samples")
         seen_tasks.add(task)
-        outcomes += results.parse_samples(data, task, parsed)
+        outcomes += await run_in_threadpool(results.parse_samples, data, task, parsed)
         files[f"samples_{task}.jsonl"] = data
     return parsed, outcomes, files

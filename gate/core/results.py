@@ -331,7 +331,9 @@ def _text(value: Any) -> str:
     return text[:ANSWER_MAX_CHARS].replace("\x00", "\ufffd")  # Postgres text cannot hold NUL; the raw file keeps it
 
 
-def _read_lines(content: bytes) -> dict[tuple[str, int], dict[str, Any]]:
+def _read_lines(content: bytes, metrics: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
+    """One slim row per document and filter: what is checked and stored, not the prompts and responses lm-eval
+    logs (a 60 MiB file would otherwise be held as a gigabyte of dictionaries)."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -347,7 +349,15 @@ def _read_lines(content: bytes) -> dict[tuple[str, int], dict[str, Any]]:
         key = (str(row["filter"]), doc_id)
         if key in rows:
             raise InvalidInput(f"samples line {number} repeats doc_id {doc_id} for filter {key[0]}", field="samples")
-        rows[key] = row
+        doc = _mapping(row.get("doc"))
+        rows[key] = {
+            "doc_id": doc_id,
+            "doc_hash": str(row.get("doc_hash") or ""),
+            "answer": _text(row.get("filtered_resps")),
+            "target": _text(row.get("target")),
+            "question": _text(doc["question"]) if "question" in doc else None,
+            "metrics": {metric: row.get(metric) for metric in metrics},
+        }
     return rows
 
 
@@ -365,7 +375,7 @@ def parse_samples(content: bytes, task: str, results: ParsedResults) -> list[Sam
     """Parse one samples file and check it matches the results: same documents, same scores."""
     if task not in results.profiles:
         raise InvalidInput(f"samples are for task {task!r}, which the results do not contain", field="samples")
-    rows = _read_lines(content)
+    rows = _read_lines(content, {s.metric.split(",", 1)[0] for s in results.scores if s.task == task})
     expected = results.profiles[task]["n_effective"]
     outcomes: list[SampleOutcome] = []
     stored_filters: set[str] = set()
@@ -379,7 +389,7 @@ def parse_samples(content: bytes, task: str, results: ParsedResults) -> list[Sam
             )
         if not lines:
             raise InvalidInput(f"samples for {task} have no documents for filter {flt!r}", field="samples")
-        values = _per_document([row.get(metric) for row in lines])
+        values = _per_document([row["metrics"][metric] for row in lines])
         if values is None:
             continue
         mean = sum(values) / len(values)
@@ -392,20 +402,19 @@ def parse_samples(content: bytes, task: str, results: ParsedResults) -> list[Sam
         if flt in stored_filters:
             continue
         stored_filters.add(flt)
-        for row, value in zip(lines, values, strict=True):
-            doc = _mapping(row.get("doc"))
-            outcomes.append(
-                SampleOutcome(
-                    task=task,
-                    filter=flt,
-                    doc_id=row["doc_id"],
-                    doc_hash=str(row.get("doc_hash") or ""),
-                    correct=value >= 1.0,
-                    filtered_answer=_text(row.get("filtered_resps")),
-                    target=_text(row.get("target")),
-                    question=_text(doc["question"]) if "question" in doc else None,
-                )
+        outcomes += [
+            SampleOutcome(
+                task=task,
+                filter=flt,
+                doc_id=row["doc_id"],
+                doc_hash=row["doc_hash"],
+                correct=value >= 1.0,
+                filtered_answer=row["answer"],
+                target=row["target"],
+                question=row["question"],
             )
+            for row, value in zip(lines, values, strict=True)
+        ]
     return outcomes
 
 
