@@ -8,6 +8,7 @@ import ctypes
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -40,6 +41,12 @@ class Evaluation:
     """A running lm-eval process."""
 
     def __init__(self, invocation: Invocation, log_path: Path) -> None:
+        # A fresh, empty folder per attempt: an earlier server's run with the same id may have left files there.
+        shutil.rmtree(invocation.output_dir, ignore_errors=True)
+        # lm-eval runs in an empty folder of its own: `python -m` puts the working directory first on sys.path,
+        # so a stray secrets.py beside the worker would be imported in place of the standard library's.
+        workdir = invocation.output_dir / "cwd"
+        workdir.mkdir(parents=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
@@ -47,7 +54,8 @@ class Evaluation:
         self.total: int | None = None
         self.process = subprocess.Popen(
             invocation.argv,
-            env={**os.environ, **invocation.env},
+            env={**os.environ, **invocation.env, "PYTHONSAFEPATH": "1"},
+            cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,33 @@
+"""Each attempt starts lm-eval in a fresh, empty folder: no leftovers of an earlier server's run with the same id,
+and nothing importable beside it (a `secrets.py` next to the worker must not replace the standard library's)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate.worker.command import Invocation
+from gate.worker.process import Evaluation
+
+PROBE = "import os, secrets; print(secrets.__file__); print(sorted(os.listdir('.')))"
+
+
+def test_an_attempt_starts_clean_and_imports_nothing_from_beside_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker_dir = tmp_path / "worker"
+    worker_dir.mkdir()
+    (worker_dir / "secrets.py").write_text("raise SystemExit('imported the stray secrets.py')\n")
+    monkeypatch.chdir(worker_dir)
+    output = worker_dir / "run-1" / "attempt-1"
+    (output / "old-model").mkdir(parents=True)
+    (output / "old-model" / "results_2026-01-01T00-00-00.json").write_text("{}")  # an earlier server's run 1
+
+    evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", PROBE], env={}, output_dir=output), output / "log")
+    assert evaluation.wait(60) == 0, evaluation.log_tail
+    module_file, listing = evaluation.log_tail.splitlines()[-2:]
+    assert Path(module_file).parent != worker_dir and Path(module_file).name == "secrets.py"
+    assert listing == "[]"  # an empty working directory
+    assert not list(output.rglob("results_*.json"))
