@@ -161,6 +161,19 @@ def test_cancel(client: TestClient, auth: dict) -> None:
     assert client.post("/api/v1/runs/999999/cancel", headers=auth["submit"]).status_code == 404
 
 
+def test_only_the_submitter_or_an_admin_cancels(client: TestClient, auth: dict, settings: Settings) -> None:
+    other = {"Authorization": f"Bearer {make_token(settings.database_url, 'other-team', 'submit')}"}
+    first, second = (client.post("/api/v1/runs", json=RUN, headers=auth["submit"]).json() for _ in range(2))
+    refused = client.post(f"/api/v1/runs/{first['id']}/cancel", headers=other)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        f"run {first['id']} was submitted by another token: only it or an admin may cancel the run"
+    )
+    assert client.get(f"/api/v1/runs/{first['id']}", headers=auth["read"]).json()["status"] == "queued"
+    assert client.post(f"/api/v1/runs/{first['id']}/cancel", headers=auth["submit"]).json()["status"] == "cancelled"
+    assert client.post(f"/api/v1/runs/{second['id']}/cancel", headers=auth["admin"]).json()["status"] == "cancelled"
+
+
 def test_baselines_are_loaded(client: TestClient, auth: dict) -> None:
     (baseline,) = client.get("/api/v1/baselines", headers=auth["read"]).json()
     scores = {s["benchmark"]: s for s in baseline["scores"]}

@@ -17,7 +17,7 @@ from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, S
 from gate.api.uploads import parse_upload
 from gate.core import results as lmeval
 from gate.core import targets
-from gate.errors import InvalidInput
+from gate.errors import Forbidden, InvalidInput
 from gate.settings import Settings
 from gate.store import queries, runs
 from gate.store.db import transaction
@@ -244,6 +244,10 @@ def get_file(run_id: RunId, name: str, session: SessionDep, _: Reader) -> Respon
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: RunId, session: SessionDep, _: Submitter) -> RunOut:
-    """Cancel a queued or running run; a running evaluation is stopped by its worker."""
+def cancel_run(run_id: RunId, session: SessionDep, principal: Submitter) -> RunOut:
+    """Cancel a queued or running run; a running evaluation is stopped by its worker. Only the token that submitted
+    the run (or an admin) may cancel it."""
+    owner = runs.get(session, run_id).submitted_by
+    if not principal.admin and owner != principal.name:
+        raise Forbidden(f"run {run_id} was submitted by another token: only it or an admin may cancel the run")
     return RunOut.of(runs.cancel(session, run_id))
