@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from gate.core import verdict as gate_verdict
+from gate.errors import NotFound
 from gate.store import baselines, queries
 from gate.store.models import Baseline, Run, RunStatus, SampleRecord, Worker, utcnow
 
@@ -105,6 +106,8 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
             select(Run).where(Run.model == model).options(selectinload(Run.baseline)).order_by(Run.id.desc()).limit(200)
         )
     )
+    if not runs_of_model:
+        raise NotFound(f"no run of a model named {model!r}")
     chosen = (
         baselines.get(session, baseline_name)
         if baseline_name
