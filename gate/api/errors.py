@@ -33,7 +33,15 @@ class ErrorOut(BaseModel):
 
 
 CODES = {cls.status_code: cls.code for cls in GateError.__subclasses__()}  # 413 is too_large from any source
-TITLES = {401: "Sign-in needed", 403: "Not allowed", 413: "Too large", 422: "Invalid request", 500: "Server error"}
+TITLES = {
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Too large",
+    422: "Invalid request",
+    500: "Server error",
+}
 RESPONSES: dict[int | str, dict[str, object]] = {"4XX": {"model": ErrorOut, "description": "the request was refused"}}
 
 
