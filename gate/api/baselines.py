@@ -56,6 +56,7 @@ def model_history(
         metric=metric_used,
         baseline=reference.score if reference else None,
         tolerance_pp=reference.tolerance_pp if reference else None,
+        two_sided=reference.two_sided if reference else None,
         points=[
             HistoryPointOut(
                 run_id=p.run_id, at=p.at, value=p.value, stderr=p.stderr, verdict=p.verdict, backend=p.backend

@@ -91,6 +91,7 @@ def run_report(
         page=SAMPLES_PAGE,
         files=queries.artifact_names(session, run_id),
         deliveries=notifications.for_run(session, run_id),
+        truncation=views.truncation(run),
     )
 
 
