@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from gate.core import verdict as gate_verdict
 from gate.errors import NotFound
 from gate.store import baselines, queries
-from gate.store.models import Baseline, BaselineScore, Run, RunStatus, SampleRecord, Worker, utcnow
+from gate.store.models import Baseline, BaselineScore, Run, RunStatus, SampleRecord, Score, Worker, utcnow
 from gate.web import chart
 
 TRUNCATION_WARN_SHARE = 0.1  # above this share of answers at the token cap the score says more about the cap
@@ -132,7 +132,7 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
     task = gated.task if gated else "gsm8k"
     metric, points = queries.history(session, model, task, gated.metric if gated else None, 500)
     geometry, plotted = history_chart(points, gated)
-    other = {}
+    other: dict[tuple[str, str], list[tuple[Run, Score]]] = {}
     for run in runs_of_model:
         for score in run.scores:
             if score.task != task:
@@ -153,7 +153,7 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
 
 def comparison(session: Session, a: Run, b: Run, only_flips: bool = True) -> dict[str, Any]:
     """Per-benchmark deltas of b against a, the questions that flipped, and the paired test."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for score_b in b.scores:
         score_a = next((s for s in a.scores if s.task == score_b.task and s.metric == score_b.metric), None)
         if score_a is not None:
@@ -201,7 +201,7 @@ def badge_state(session: Session, model: str, baseline_name: str | None) -> str:
     if latest.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         return "running"
     judged = session.scalar(query.where(Run.verdict.is_not(None)))
-    return judged.verdict if judged is not None else "unknown"
+    return (judged.verdict if judged is not None else None) or "unknown"
 
 
 def baselines_page(session: Session) -> list[dict[str, Any]]:
