@@ -80,10 +80,11 @@ def geometry(values: list[float], baseline: float | None, tolerance_pp: float | 
 def ticks(lo: float, hi: float) -> list[tuple[float, str]]:
     """Round values between lo and hi (fractions), labelled in %: 3 to MAX_TICKS of them, a 1, 2, 2.5 or 5 step."""
     span_pp = (hi - lo) * 100
-    power = 10 ** math.floor(math.log10(span_pp / MAX_TICKS))  # the smallest step is too small: span/power >= 8
-    steps = (m * p for p in (power, 10 * power) for m in TICK_STEPS_PP)
-    step_pp = next(s for s in steps if span_pp / s < MAX_TICKS)
+    power = 10 ** math.floor(math.log10(span_pp / MAX_TICKS))  # one power too fine: span/power >= MAX_TICKS
+    for step_pp in (m * p for p in (power, 10 * power) for m in TICK_STEPS_PP):
+        first = math.ceil(lo * 100 / step_pp - 1e-9)
+        last = math.floor(hi * 100 / step_pp + 1e-9)
+        if last - first < MAX_TICKS:  # the coarsest candidate, 50 powers, always fits
+            break
     decimals = len(f"{step_pp:g}".partition(".")[2])
-    first = math.ceil(lo * 100 / step_pp - 1e-9)
-    last = math.floor(hi * 100 / step_pp + 1e-9)
     return [(k * step_pp / 100, f"{k * step_pp:.{decimals}f}") for k in range(first, last + 1)]
