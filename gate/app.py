@@ -10,15 +10,13 @@ from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gate.api import baselines, edge, runs, sender, webhooks, workers
+from gate.api import baselines, edge, errors, runs, sender, webhooks, workers
 from gate.core.baselines import read_dir
-from gate.errors import GateError
 from gate.settings import Settings, get_settings
 from gate.store import baselines as stored_baselines
 from gate.store import migrate
@@ -31,8 +29,12 @@ from gate.web.static import STATIC_DIR
 log = logging.getLogger("gate")
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from the request's receive: FastAPI's body parsing passes an HTTPException on (any other exception
+    becomes a 400), so the one error handler answers 413 wherever the body is read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than the {limit} byte limit")
 
 
 class BodyLimit:
@@ -45,31 +47,22 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = JSONResponse({"detail": f"request body is larger than the {self.limit} byte limit"}, 413)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await too_large(scope, receive, send)
+            refusal = BodyTooLarge(self.limit)
+            await errors.answer_http(Request(scope), refusal)(scope, receive, send)
             return
-        seen, started = 0, False
+        seen = 0
 
         async def bounded_receive() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _BodyTooLarge
+                raise BodyTooLarge(self.limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, bounded_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await too_large(scope, receive, send)
+        await self.app(scope, bounded_receive, send)
 
 
 def _reap(app: FastAPI) -> tuple[int, int]:
@@ -123,27 +116,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    @app.exception_handler(GateError)
-    async def _gate_error(_: Request, error: GateError) -> JSONResponse:
-        body = {"detail": error.message}
-        if error.field:
-            body["field"] = error.field
-        return JSONResponse(body, status_code=error.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in error.errors()
-        ]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+    errors.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:  # on the event loop: a busy thread pool must not fail health checks
         return {"status": "ok"}
 
     for router in (runs.router, baselines.router, workers.router, webhooks.router):
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", responses=errors.RESPONSES)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)

@@ -154,7 +154,6 @@ def test_a_run_whose_commit_cannot_be_reported_is_refused(app_client) -> None:
 def test_the_final_status_supersedes_an_unsent_pending_one(database_url: str) -> None:
     settings = webhook_settings(database_url, delivery_poll_s=3600)  # nothing is sent until the test says so
     with serving(StatusAPI([])) as api, TestClient(create_app(settings)) as client:
-        submit = {"Authorization": f"Bearer {make_token(database_url, 'submit', 'submit')}"}
         read = {"read": {"Authorization": f"Bearer {make_token(database_url, 'read', 'read')}"}}
         admin = {"Authorization": f"Bearer {make_token(database_url, 'admin', 'admin')}"}
         secret = add_source(client, "gh", "github")

@@ -12,10 +12,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from gate.web import chart, views
+from gate.worker import generation
 from gate.worker.client import GateClient
+from tests.conftest import make_token
 from tests.processes import Api, server
 
-pytestmark = pytest.mark.lmeval
 SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
@@ -64,6 +66,7 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+@pytest.mark.lmeval
 def test_dashboard(tmp_path: Path, browser_page: Page, gold_run_927, gold_run_880, tiny_smoke_run) -> None:
     page = browser_page
     url = f"sqlite:///{tmp_path / 'gate.db'}"
@@ -163,3 +166,82 @@ def test_wrong_answers_only(tmp_path: Path, browser_page: Page, gold_run_880) ->
         # the gold server answered questions 0-879 right and the rest wrong: the first wrong one is 880
         assert (rows.count(), page.locator("table.samples tbody tr.wrong").count()) == (50, 50)
         assert rows.first.locator("td").first.inner_text() == "880"
+
+
+ERROR_PAGES = [  # (screenshot, path, status, the sentence)
+    ("compare", "/compare", 422, "name the two runs to compare: /compare?a=RUN&b=RUN"),
+    ("run", "/runs/999", 404, "run 999 does not exist"),
+    ("model", "/models/nosuch", 404, "no run of a model named 'nosuch'"),
+    ("unknown", "/no/such/page", 404, "there is nothing at /no/such/page"),
+]
+
+
+def test_error_pages(tmp_path: Path, browser_page: Page) -> None:
+    page = browser_page
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    with server(url, tmp_path) as s:
+        answered = page.goto(s.url + "/runs")
+        assert answered is not None and answered.status == 401
+        assert page.locator(".error-detail").text_content() == "A valid bearer token is required."
+        shot(page, "10-error-sign-in")
+        page.click("main a[href='/login']")
+        page.fill("input[name=token]", make_token(url, "reader", "read"))
+        page.click("form button")
+        assert page.url == s.url + "/"
+
+        for name, path, status, sentence in ERROR_PAGES:
+            answered = page.goto(s.url + path)
+            assert answered is not None and answered.status == status, path
+            assert answered.headers["content-type"].startswith("text/html")
+            assert page.locator("header.top nav a[href='/runs']").is_visible()
+            assert page.locator("h1").inner_text().endswith(f"({status})")
+            assert page.locator(".error-detail").text_content() == sentence
+            shot(page, f"11-error-{name}")
+
+        icon = page.request.get(s.url + "/favicon.ico")
+        assert icon.status == 200 and icon.headers["content-type"] == "image/x-icon"
+
+
+def one_sided_baselines(tmp_path: Path) -> Path:
+    """The published baseline with its GSM8K gate made one-sided: only drops fail."""
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    text = (Path(__file__).resolve().parents[1] / "baselines" / "qwen3-4b-thinking-2507.yaml").read_text()
+    assert "sided: two-sided" in text
+    text = text.replace("name: qwen3-4b-thinking-2507", "name: drops-only").replace("sided: two-sided", "sided: lower")
+    (folder / "drops-only.yaml").write_text(text)
+    return folder
+
+
+@pytest.mark.lmeval
+def test_token_cap_warning_and_one_sided_band(tmp_path: Path, browser_page: Page, tiny_model, tiny_smoke_run) -> None:
+    page = browser_page
+    results, samples = tiny_smoke_run
+    # what a worker records: the random tiny model rambles on to the 32-token cap it was run with
+    stats = generation.truncation(samples, str(tiny_model), 32)
+    capped = stats["gsm8k"]
+    assert capped["answers"] == 8 and capped["truncated_share"] > views.TRUNCATION_WARN_SHARE
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    with server(url, tmp_path, anonymous_read="true", baselines_dir=str(one_sided_baselines(tmp_path))) as s:
+        api = Api(s)
+        queued = api.submit(model="acme/rambling", backend="hf", tasks=["gsm8k"], baseline="drops-only")
+        worker = GateClient(s.url, api.headers["worker"]["Authorization"].split()[1])
+        lease = worker.claim("w", "hf", [], {}, wait_s=1)
+        assert lease is not None and lease["run_id"] == queued["id"]
+        worker.complete(queued["id"], lease["lease"], results, samples, {"generation": stats}, "")
+        assert api.run(queued["id"])["generation"] == stats
+
+        page.goto(f"{s.url}/runs/{queued['id']}")
+        warning = page.locator(".alert.truncation").inner_text()
+        assert f"{capped['at_token_cap']} of 8 gsm8k answers" in warning and "hit the 32-token cap" in warning
+        assert "% at the 32-token cap" in page.locator("table.scores").inner_text()
+        shot(page, "12-run-report-token-cap")
+
+        page.goto(f"{s.url}/models/acme/rambling")
+        assert "gate band \u22122.0 pp" in page.content()  # a minus sign: one-sided
+        band = page.locator("svg rect.band")
+        top, height = float(band.get_attribute("y") or "nan"), float(band.get_attribute("height") or "nan")
+        baseline_y = float(page.locator("svg line.baseline").get_attribute("y1") or "nan")
+        assert top == chart.PAD  # only drops fail: every score above baseline - 2 pp passes
+        assert top < baseline_y < top + height
+        shot(page, "13-model-history-one-sided")

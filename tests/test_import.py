@@ -74,6 +74,7 @@ def test_full_run_three_points_down_fails_and_pairs_with_a_reference(
     ).json()
     assert [p["value"] for p in history["points"]] == [880 / 1319]
     assert history["baseline"] == 0.703 and history["metric"] == "exact_match,strict-match"
+    assert (history["tolerance_pp"], history["two_sided"]) == (2.0, True)
 
 
 @pytest.mark.lmeval

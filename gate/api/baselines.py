@@ -56,5 +56,6 @@ def model_history(
         metric=metric_used,
         baseline=reference.score if reference else None,
         tolerance_pp=reference.tolerance_pp if reference else None,
+        two_sided=reference.two_sided if reference else None,
         points=[HistoryPointOut.model_validate(p, from_attributes=True) for p in points],
     )

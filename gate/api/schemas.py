@@ -259,6 +259,7 @@ class HistoryOut(BaseModel):
     metric: str
     baseline: float | None
     tolerance_pp: float | None
+    two_sided: bool | None  # false: only drops fail, the band reaches up from baseline - tolerance
     points: list[HistoryPointOut]
 
 

@@ -50,11 +50,18 @@ def worker(
     openai_model: Annotated[str | None, typer.Option(help="backend openai: the served model name")] = None,
     openai_tokenizer: Annotated[str | None, typer.Option(help="backend openai: tokenizer path or id")] = None,
     allow_trust_remote_code: Annotated[bool, typer.Option(help="let admin-approved runs load remote code")] = False,
-    heartbeat_s: Annotated[float, typer.Option(help="seconds between lease renewals")] = 30.0,
-    fence_s: Annotated[float, typer.Option(help="stop the evaluation after this long without a renewal")] = 240.0,
+    heartbeat_s: Annotated[
+        float, typer.Option(help="seconds between lease renewals (at most a third of the server's lease)")
+    ] = 30.0,
+    fence_s: Annotated[
+        float,
+        typer.Option(help="stop the evaluation after this long without a renewal (at most 0.8 of the lease)"),
+    ] = 240.0,
     cancel_grace_s: Annotated[float, typer.Option(help="SIGTERM-to-SIGKILL grace when stopping lm-eval")] = 10.0,
     time_limit_s: Annotated[float, typer.Option(help="default per-run time limit")] = 6 * 3600.0,
-    claim_wait_s: Annotated[float, typer.Option(help="long-poll window of a claim")] = 20.0,
+    claim_wait_s: Annotated[
+        float, typer.Option(min=0, max=60, help="seconds a claim waits on the server for a queued run")
+    ] = 20.0,
     max_runs: Annotated[int | None, typer.Option(help="exit after this many runs")] = None,
 ) -> None:
     """Claim runs from a gate server and execute them with lm-eval."""
@@ -84,7 +91,11 @@ def worker(
         openai_tokenizer=openai_tokenizer,
     )
     timing = agent.Timing(
-        heartbeat_s=heartbeat_s, fence_s=fence_s, cancel_grace_s=cancel_grace_s, time_limit_s=time_limit_s
+        heartbeat_s=heartbeat_s,
+        fence_s=fence_s,
+        cancel_grace_s=cancel_grace_s,
+        time_limit_s=time_limit_s,
+        claim_wait_s=claim_wait_s,
     )
     client = GateClient(server, token)
     the_agent = agent.Agent(client, config, timing, name=name)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from gate.api.deps import READ_COOKIE, Reader, RunId, SessionDep, SettingsDep, require
 from gate.api.schemas import Status, VerdictName
@@ -15,6 +15,7 @@ from gate.errors import InvalidInput
 from gate.store import notifications, queries, runs, tokens
 from gate.store.models import MAX_ID
 from gate.web import views
+from gate.web.static import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
@@ -95,6 +96,7 @@ def run_report(
         page=SAMPLES_PAGE,
         files=queries.artifact_names(session, run_id),
         deliveries=notifications.for_run(session, run_id),
+        truncation=views.truncation(run),
     )
 
 
@@ -110,7 +112,11 @@ def model_history(
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare(request: Request, session: SessionDep, _: Reader, a: QueryRunId, b: QueryRunId) -> HTMLResponse:
+def compare(
+    request: Request, session: SessionDep, _: Reader, a: QueryRunId | None = None, b: QueryRunId | None = None
+) -> HTMLResponse:
+    if a is None or b is None:
+        raise InvalidInput("name the two runs to compare: /compare?a=RUN&b=RUN", field="a" if a is None else "b")
     if a == b:
         raise InvalidInput("pick two different runs", field="b")
     return render(request, "compare.html", **views.comparison(session, runs.get(session, a), runs.get(session, b)))
@@ -140,6 +146,12 @@ def badge(
         label="gate", state=state.replace("_", " "), colour=BADGE_COLOURS.get(state, BADGE_COLOURS["unknown"])
     )
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/favicon.ico", response_class=FileResponse)
+def favicon() -> FileResponse:
+    icon = STATIC_DIR / "favicon.ico"
+    return FileResponse(icon, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from gate.core import verdict as gate_verdict
+from gate.errors import NotFound
 from gate.store import baselines, queries
-from gate.store.models import Baseline, Run, RunStatus, SampleRecord, Worker, utcnow
+from gate.store.models import Baseline, BaselineScore, Run, RunStatus, SampleRecord, Score, Worker, utcnow
+from gate.web import chart
 
-CHART_W, CHART_H, CHART_PAD = 720, 260, 36
+TRUNCATION_WARN_SHARE = 0.1  # above this share of answers at the token cap the score says more about the cap
 
 
 def latest_verdicts(session: Session) -> list[Run]:
@@ -57,46 +60,59 @@ def workers(session: Session, offline_after_s: float) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class Chart:
-    """Coordinates for an SVG score chart: points, the baseline line and its tolerance band."""
+class Truncation:
+    """Answers of one task that ran into the generation cap (the worker counts them: gate.worker.generation)."""
 
-    points: list[dict[str, Any]]
-    baseline_y: float | None
-    band: tuple[float, float] | None  # y of the top and bottom of the band
-    y_ticks: list[tuple[float, str]]
-    width: int = CHART_W
-    height: int = CHART_H
-    pad: int = CHART_PAD
+    answers: int
+    at_token_cap: int
+    max_gen_toks: int
+    share: float
+
+    @property
+    def warn(self) -> bool:
+        return self.share > TRUNCATION_WARN_SHARE
 
 
-def chart(points: list[queries.HistoryPoint], baseline: float | None, tolerance_pp: float | None) -> Chart:
-    values = [p.value for p in points] + ([baseline] if baseline is not None else [])
-    if baseline is not None and tolerance_pp is not None:
-        values += [baseline - tolerance_pp / 100, baseline + tolerance_pp / 100]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    span = max(hi - lo, 0.01)
-    lo, hi = lo - span * 0.1, hi + span * 0.1
+def truncation(run: Run) -> dict[str, Truncation]:
+    """Per task, from what the worker recorded; entries it could not have written are left out."""
+    found = {}
+    for task, stats in (run.generation_stats or {}).items():
+        try:
+            found[task] = Truncation(
+                answers=int(stats["answers"]),
+                at_token_cap=int(stats["at_token_cap"]),
+                max_gen_toks=int(stats["max_gen_toks"]),
+                share=float(stats["truncated_share"]),
+            )
+        except (TypeError, KeyError, ValueError):
+            continue
+    return found
 
-    def y(value: float) -> float:
-        return CHART_PAD + (hi - value) / (hi - lo) * (CHART_H - 2 * CHART_PAD)
 
-    step = (CHART_W - 2 * CHART_PAD) / max(len(points) - 1, 1)
+@dataclass(frozen=True)
+class ChartPoint:
+    x: float
+    y: float
+    run_id: int
+    value: float
+    verdict: str  # pass, fail, not_comparable, or none when not judged
+    at: datetime | None
+
+
+def history_chart(
+    points: list[queries.HistoryPoint], gated: BaselineScore | None
+) -> tuple[chart.Chart, list[ChartPoint]]:
+    geometry = chart.geometry(
+        [p.value for p in points],
+        gated.score if gated else None,
+        gated.tolerance_pp if gated else None,
+        gated.two_sided if gated else True,
+    )
     plotted = [
-        {
-            "x": CHART_PAD + i * step,
-            "y": y(p.value),
-            "run_id": p.run_id,
-            "value": p.value,
-            "verdict": p.verdict or "none",
-            "at": p.at,
-        }
-        for i, p in enumerate(points)
+        ChartPoint(x=x, y=y, run_id=p.run_id, value=p.value, verdict=p.verdict or "none", at=p.at)
+        for p, (x, y) in zip(points, geometry.points, strict=True)
     ]
-    band = None
-    if baseline is not None and tolerance_pp is not None:
-        band = (y(baseline + tolerance_pp / 100), y(baseline - tolerance_pp / 100))
-    ticks = [(y(lo + (hi - lo) * k / 4), f"{(lo + (hi - lo) * k / 4) * 100:.1f}") for k in range(5)]
-    return Chart(points=plotted, baseline_y=y(baseline) if baseline is not None else None, band=band, y_ticks=ticks)
+    return geometry, plotted
 
 
 def model_page(session: Session, model: str, baseline_name: str | None) -> dict[str, Any]:
@@ -105,6 +121,8 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
             select(Run).where(Run.model == model).options(selectinload(Run.baseline)).order_by(Run.id.desc()).limit(200)
         )
     )
+    if not runs_of_model:
+        raise NotFound(f"no run of a model named {model!r}")
     chosen = (
         baselines.get(session, baseline_name)
         if baseline_name
@@ -113,7 +131,8 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
     gated = next((s for s in chosen.scores if s.task == "gsm8k"), chosen.scores[0]) if chosen else None
     task = gated.task if gated else "gsm8k"
     metric, points = queries.history(session, model, task, gated.metric if gated else None, 500)
-    other = {}
+    geometry, plotted = history_chart(points, gated)
+    other: dict[tuple[str, str], list[tuple[Run, Score]]] = {}
     for run in runs_of_model:
         for score in run.scores:
             if score.task != task:
@@ -124,7 +143,8 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
         "gated": gated,
         "task": task,
         "metric": metric,
-        "chart": chart(points, gated.score if gated else None, gated.tolerance_pp if gated else None),
+        "chart": geometry,
+        "plotted": plotted,
         "points": points[::-1],
         "other": other,
         "runs": runs_of_model,
@@ -133,7 +153,7 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
 
 def comparison(session: Session, a: Run, b: Run, only_flips: bool = True) -> dict[str, Any]:
     """Per-benchmark deltas of b against a, the questions that flipped, and the paired test."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for score_b in b.scores:
         score_a = next((s for s in a.scores if s.task == score_b.task and s.metric == score_b.metric), None)
         if score_a is not None:
@@ -181,7 +201,7 @@ def badge_state(session: Session, model: str, baseline_name: str | None) -> str:
     if latest.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         return "running"
     judged = session.scalar(query.where(Run.verdict.is_not(None)))
-    return judged.verdict if judged is not None else "unknown"
+    return (judged.verdict if judged is not None else None) or "unknown"
 
 
 def baselines_page(session: Session) -> list[dict[str, Any]]:

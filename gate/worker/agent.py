@@ -1,7 +1,8 @@
 """The worker agent: claim a run, renew its lease, run lm-eval, upload the result exactly once.
 
 Execution is at least once, recording exactly once: a lost lease means another attempt may run, and the
-server refuses this attempt's writes. A worker that cannot renew for `fence_s` stops its own evaluation.
+server refuses this attempt's writes. A worker that cannot renew for `fence_s` stops its own evaluation; both
+intervals shrink to fit the lease the server grants with each claim, so fencing comes before the lease can expire.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -22,9 +23,12 @@ from gate.core.options import RunOptions
 from gate.worker import command, environment, generation, modelref
 from gate.worker.client import GateClient, LeaseLost, ServerRefused
 from gate.worker.process import Evaluation
+from gate.worker.renewal import Renewal
 
 log = logging.getLogger("gate.worker")
 POLL_S = 0.2  # how often the agent looks at its evaluation
+RENEWALS_PER_LEASE = 3  # heartbeats per lease period: two can be lost before the lease is in danger
+FENCE_SHARE = 0.8  # of the lease: the default 240 s of 300, leaving a fenced worker a fifth to stop lm-eval
 INFRASTRUCTURE = re.compile(
     r"out of memory|OutOfMemoryError|MemoryError|Connection ?refused|ConnectionError|ReadTimeout|"
     r"NCCL error|HCCL|device-side assert|Segmentation fault|Bus error",
@@ -40,6 +44,14 @@ class Timing:
     time_limit_s: float = 6 * 3600.0
     claim_wait_s: float = 20.0
     watch_wait_s: float = 20.0
+
+    def within(self, lease_s: float) -> Timing:
+        """This timing, renewing and fencing early enough for a lease of lease_s seconds (the server's choice)."""
+        return replace(
+            self,
+            heartbeat_s=min(self.heartbeat_s, lease_s / RENEWALS_PER_LEASE),
+            fence_s=min(self.fence_s, lease_s * FENCE_SHARE),
+        )
 
 
 def classify(exit_code: int, log_tail: str) -> str:
@@ -117,32 +129,53 @@ class Agent:
     def _execute(self, claimed: dict[str, Any]) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         log.info("run %s attempt %s: %s on %s", run_id, claimed["attempt"], claimed["model"], claimed["tasks"])
+        timing = self.timing.within(claimed["lease_s"])
+        if timing != self.timing:
+            log.info(
+                "run %s: the lease is %g s: renewing every %.3g s, fencing after %.3g s without a renewal",
+                run_id,
+                claimed["lease_s"],
+                timing.heartbeat_s,
+                timing.fence_s,
+            )
         try:  # lm-eval starts only after the first renewal succeeds
             self.client.heartbeat(run_id, lease, None, None, "", retry=True)
         except (LeaseLost, ConnectionError) as exc:
             log.warning("run %s: first renewal failed, not starting: %s", run_id, exc)
             return "not started"
-        try:
-            options = RunOptions.model_validate(claimed.get("options") or {})
-            model_path = modelref.resolve(claimed["model"], self.config.work_dir / "models")
-            cache = (
-                self.config.work_dir
-                / "cache"
-                / command.cache_key(
-                    claimed["model"], options.model_args.revision, self.config.backend, self.info["device"]["kind"]
+        # taken after the reply (retries may precede it): the fence leaves a fifth of the lease for that latency
+        with Renewal(self.client, run_id, lease, timing.heartbeat_s, time.monotonic()) as renewal:
+            try:
+                options = RunOptions.model_validate(claimed.get("options") or {})
+                model_path = modelref.resolve(claimed["model"], self.config.work_dir / "models")
+                cache = (
+                    self.config.work_dir
+                    / "cache"
+                    / command.cache_key(
+                        claimed["model"], options.model_args.revision, self.config.backend, self.info["device"]["kind"]
+                    )
                 )
-            )
-            cache.mkdir(parents=True, exist_ok=True)
-            invocation = command.build(claimed, model_path, self.config, cache / "responses")
-        except (command.RefusedRun, modelref.ModelUnavailable, ValidationError, ValueError) as exc:
-            return self._report_failure(run_id, lease, str(exc), "user", "")
-        return self._supervise(claimed, options, model_path, invocation)
+                cache.mkdir(parents=True, exist_ok=True)
+                invocation = command.build(claimed, model_path, self.config, cache / "responses")
+            except (command.RefusedRun, modelref.ModelUnavailable, ValidationError, ValueError) as exc:
+                return self._report_failure(run_id, lease, str(exc), "user", "")
+            if lost := _lost(renewal, timing):  # the lease went while the model was fetched
+                log.warning("run %s: not starting, the lease is %s", run_id, lost)
+                return lost
+            return self._supervise(claimed, timing, renewal, options, model_path, invocation)
 
     def _supervise(
-        self, claimed: dict[str, Any], options: RunOptions, model_path: str, invocation: command.Invocation
+        self,
+        claimed: dict[str, Any],
+        timing: Timing,
+        renewal: Renewal,
+        options: RunOptions,
+        model_path: str,
+        invocation: command.Invocation,
     ) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         evaluation = Evaluation(invocation, invocation.output_dir / "lm_eval.log")
+        renewal.evaluation = evaluation
         stop_reason = threading.Event()
         verdict: dict[str, str] = {}
         watcher = threading.Thread(
@@ -152,40 +185,24 @@ class Agent:
             name=f"watch-{run_id}",
         )
         watcher.start()
-        started = last_renewal = last_beat = time.monotonic()
-        time_limit = options.time_limit_s or self.timing.time_limit_s
+        started = time.monotonic()
+        time_limit = options.time_limit_s or timing.time_limit_s
         outcome = None
         while evaluation.poll() is None:
-            now = time.monotonic()
             if stop_reason.is_set():
                 outcome = verdict.get("state", "lost")
             elif self.draining.is_set():
                 outcome = "drained"
-            elif now - started > time_limit:
+            elif time.monotonic() - started > time_limit:
                 outcome = "timeout"
-            elif now - last_renewal > self.timing.fence_s:
-                outcome = "fenced"
-            elif now - last_beat >= self.timing.heartbeat_s:
-                last_beat = now
-                try:
-                    self.client.heartbeat(run_id, lease, evaluation.done, evaluation.total, evaluation.log_tail)
-                    last_renewal = now
-                except LeaseLost as exc:
-                    verdict["state"] = "cancelled" if "cancelled" in str(exc) else "lost"
-                    outcome = verdict["state"]
-                except ConnectionError as exc:
-                    log.warning(
-                        "run %s: heartbeat failed (%s); fencing in %.0f s",
-                        run_id,
-                        exc,
-                        self.timing.fence_s - (now - last_renewal),
-                    )
+            else:
+                outcome = _lost(renewal, timing)
             if outcome is not None:
                 break
             time.sleep(POLL_S)
         stop_reason.set()
         if outcome is not None:
-            evaluation.stop(self.timing.cancel_grace_s)
+            evaluation.stop(timing.cancel_grace_s)
             log.info("run %s: evaluation stopped (%s)", run_id, outcome)
             if outcome == "timeout":
                 return self._report_failure(
@@ -263,6 +280,13 @@ class Agent:
         except (LeaseLost, ServerRefused, ConnectionError) as exc:
             log.warning("run %s: failure not recorded: %s", run_id, exc)
         return f"failed:{kind}"
+
+
+def _lost(renewal: Renewal, timing: Timing) -> str | None:
+    """cancelled or lost when the server refused a renewal; fenced when none was accepted for fence_s."""
+    if renewal.refused is not None:
+        return renewal.refused
+    return "fenced" if time.monotonic() - renewal.renewed_at > timing.fence_s else None
 
 
 def _last_error(tail: str) -> str:

@@ -91,10 +91,19 @@ class GateClient:
         return None if response.status_code == 204 else response.json()
 
     def heartbeat(
-        self, run_id: int, lease: str, done: int | None, total: int | None, log_tail: str, retry: bool = False
+        self,
+        run_id: int,
+        lease: str,
+        done: int | None,
+        total: int | None,
+        log_tail: str,
+        retry: bool = False,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
         body = {"lease": lease, "done": done, "total": total, "log_tail": log_tail}
-        return self._request("POST", f"/api/v1/workers/runs/{run_id}/heartbeat", json=body, retry=retry).json()
+        path = f"/api/v1/workers/runs/{run_id}/heartbeat"
+        timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+        return self._request("POST", path, json=body, retry=retry, timeout=timeout).json()
 
     def watch(self, run_id: int, lease: str, wait_s: float) -> str:
         response = self._request(
