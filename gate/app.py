@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import anyio
@@ -19,7 +20,7 @@ from gate.api import baselines, edge, errors, runs, sender, webhooks, workers
 from gate.core.baselines import read_dir
 from gate.settings import Settings, get_settings
 from gate.store import baselines as stored_baselines
-from gate.store import migrate
+from gate.store import db, migrate
 from gate.store import runs as run_store
 from gate.store import webhooks as webhook_store
 from gate.store.db import is_sqlite, make_engine, make_session_factory, transaction
@@ -65,23 +66,34 @@ class BodyLimit:
         await self.app(scope, bounded_receive, send)
 
 
-def _reap(app: FastAPI) -> tuple[int, int]:
+def _reap(app: FastAPI, outage_s: float) -> tuple[int, int]:
     settings: Settings = app.state.settings
     with transaction(app.state.sessions, write=True) as session:
+        if outage_s:
+            # Workers could not renew while the database was away: that time is not theirs to lose.
+            extended = run_store.extend_leases(session, outage_s)
+            log.info("reaper: database back after %.0f s; %d running leases extended by that", outage_s, extended)
         webhook_store.prune_deliveries(session, settings.inbound_delivery_keep_days)
         return run_store.reap(session, settings.queued_ttl_s)
 
 
 async def _reaper(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    away_since: float | None = None
     while True:
         try:
             # In a thread: waiting for SQLite's write lock on the event loop would stall every request.
-            lost, expired = await asyncio.to_thread(_reap, app)
+            outage_s = 0.0 if away_since is None else time.monotonic() - away_since + settings.reaper_interval_s
+            lost, expired = await asyncio.to_thread(_reap, app, outage_s)
+            away_since = None
             if lost or expired:
                 log.info("reaper: %d runs with lost leases, %d expired unclaimed", lost, expired)
-        except Exception:  # the sweep must outlive a database blip; it logs and tries again
-            log.exception("reaper sweep failed")
+        except Exception as error:  # the sweep must outlive a database blip; it logs and tries again
+            if not db.unavailable(error):
+                log.exception("reaper sweep failed")
+            elif away_since is None:
+                away_since = time.monotonic()
+                log.warning("reaper: the database is unavailable: %s", str(error).splitlines()[0])
         await asyncio.sleep(settings.reaper_interval_s)
 
 

@@ -3,16 +3,21 @@ dashboard. Domain errors, request validation, unknown routes, wrong methods and 
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException
 
 from gate.errors import GateError
+from gate.store import db
 
+log = logging.getLogger("gate")
 API_PREFIXES = ("/api/", "/badge/")  # machine clients: JSON
 API_PATHS = frozenset({"/healthz", "/openapi.json"})
 LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})  # pydantic's first `loc` item: not a field name
@@ -41,6 +46,7 @@ TITLES = {
     413: "Too large",
     422: "Invalid request",
     500: "Server error",
+    503: "Unavailable",
 }
 RESPONSES: dict[int | str, dict[str, object]] = {"4XX": {"model": ErrorOut, "description": "the request was refused"}}
 
@@ -102,6 +108,24 @@ async def _gate(request: Request, error: GateError) -> Response:
     return answer(request, error.status_code, error.message, error.code, error.field, errors)
 
 
+RETRY_AFTER_S = 5  # how soon a client should try again while the database is away
+
+
+async def _database_away(request: Request, error: DBAPIError | SQLAlchemyTimeoutError) -> Response:
+    """The database is unreachable (or its pool exhausted): a 503 the client retries, one log line, no traceback.
+    Any other database error is a bug and stays a 500."""
+    if not db.unavailable(error):
+        return await _unexpected(request, error)
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, str(error).splitlines()[0])
+    return answer(
+        request,
+        503,
+        "the database is unavailable; try again shortly",
+        "unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(request: Request, error: Exception) -> Response:
     # Starlette logs the traceback and re-raises after this answer; the client gets the shape, not the trace.
     return answer(request, 500, "the server failed to answer this request; the error is in its log", "internal_error")
@@ -111,4 +135,6 @@ def install(app: FastAPI) -> None:
     app.exception_handler(GateError)(_gate)
     app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(HTTPException)(answer_http)
+    app.exception_handler(DBAPIError)(_database_away)
+    app.exception_handler(SQLAlchemyTimeoutError)(_database_away)
     app.exception_handler(Exception)(_unexpected)

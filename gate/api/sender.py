@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from gate.core import commit_status, delivery, sealing, signatures, targets
 from gate.settings import Settings
-from gate.store import notifications, notifiers
+from gate.store import db, notifications, notifiers
 from gate.store.db import transaction
 from gate.store.models import Notification
 
@@ -231,10 +231,17 @@ def send_due(app: FastAPI) -> int:
 
 async def delivery_loop(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    away = False  # an outage is logged once, not at every poll
     while True:
         try:
-            if await asyncio.to_thread(send_due, app) == notifications.BATCH:
+            sent = await asyncio.to_thread(send_due, app)
+            away = False
+            if sent == notifications.BATCH:
                 continue  # a full batch: more may be waiting
-        except Exception:  # the loop must outlive a database blip; it logs and tries again
-            log.exception("delivery sweep failed")
+        except Exception as error:  # the loop must outlive a database blip; it logs and tries again
+            if not db.unavailable(error):
+                log.exception("delivery sweep failed")
+            elif not away:
+                away = True
+                log.warning("delivery: the database is unavailable: %s", str(error).splitlines()[0])
         await asyncio.sleep(settings.delivery_poll_s)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -61,6 +62,13 @@ def make_engine(url: str, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database cannot be reached (down, restarting, its pool exhausted), as opposed to a bad statement."""
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

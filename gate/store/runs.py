@@ -402,3 +402,13 @@ def reap(session: Session, queued_ttl_s: float) -> tuple[int, int]:
         _fail(run, f"expired: not claimed within {queued_ttl_s:g} s", "expired")
     session.flush()
     return len(lost), len(stale)
+
+
+def extend_leases(session: Session, seconds: float) -> int:
+    """Push back the expiry of every running lease (after the database was away and nobody could renew)."""
+    running = list(session.scalars(select(Run).where(Run.status == RunStatus.RUNNING).with_for_update()))
+    for run in running:
+        if run.lease_expires_at is not None:
+            run.lease_expires_at += timedelta(seconds=seconds)
+    session.flush()
+    return len(running)
