@@ -28,6 +28,7 @@ from gate.store.models import Run, RunStatus, Worker
 router = APIRouter(prefix="/workers", tags=["workers"])
 CLAIM_POLL_S = 0.1  # how often a waiting claim looks for work: bounds queue latency
 WATCH_POLL_S = 0.5  # how often a watch looks for a cancel: well inside the 5 s promise
+MAX_COUNT = 2**31 - 1  # progress is kept in Integer columns, 32-bit on Postgres
 
 
 class ClaimRequest(BaseModel):
@@ -57,8 +58,8 @@ class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lease: str = Field(min_length=1, max_length=100)
-    done: int | None = Field(default=None, ge=0)
-    total: int | None = Field(default=None, ge=0)
+    done: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    total: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     log_tail: str | None = Field(default=None, max_length=200_000)
 
 
