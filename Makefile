@@ -49,6 +49,7 @@ postgres:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gate tests bench migrations/env.py
 	$(VENV)/bin/ruff format --check gate tests bench migrations/env.py
+	$(VENV)/bin/mypy
 
 test: test-main test-vllm
 

@@ -120,6 +120,14 @@ def test_cancel_is_seen_by_heartbeat_and_watch(client: TestClient, auth: dict) -
     assert hb.status_code == 409 and "cancelled" in hb.json()["detail"]
 
 
+def test_a_lease_that_cannot_be_one_is_stale(client: TestClient, auth: dict) -> None:
+    run_id = submit(client, auth)
+    claim(client, auth)
+    for forged in ("nul\u0000byte", "caf\u00e9"):  # Postgres refuses a NUL in text: refused here before it
+        hb = client.post(f"/api/v1/workers/runs/{run_id}/heartbeat", json={"lease": forged}, headers=auth["worker"])
+        assert hb.status_code == 409 and "stale" in hb.json()["detail"]
+
+
 def test_failures_retry_only_for_infrastructure(client: TestClient, auth: dict) -> None:
     infra, user = submit(client, auth), submit(client, auth)
     for attempt in (1, 2, 3):

@@ -28,6 +28,7 @@ from gate.store.models import Run, RunStatus, Worker
 router = APIRouter(prefix="/workers", tags=["workers"])
 CLAIM_POLL_S = 0.1  # how often a waiting claim looks for work: bounds queue latency
 WATCH_POLL_S = 0.5  # how often a watch looks for a cancel: well inside the 5 s promise
+MAX_COUNT = 2**31 - 1  # progress is kept in Integer columns, 32-bit on Postgres
 
 
 class ClaimRequest(BaseModel):
@@ -57,8 +58,8 @@ class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lease: str = Field(min_length=1, max_length=100)
-    done: int | None = Field(default=None, ge=0)
-    total: int | None = Field(default=None, ge=0)
+    done: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    total: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     log_tail: str | None = Field(default=None, max_length=200_000)
 
 
@@ -82,8 +83,11 @@ class Release(BaseModel):
     lease: str = Field(min_length=1, max_length=100)
 
 
+WatchState = Literal["running", "cancelled", "lost"]
+
+
 class WatchReply(BaseModel):
-    state: Literal["running", "cancelled", "lost"]
+    state: WatchState
 
 
 def _try_claim(request: Request, body: ClaimRequest, worker_id: int) -> ClaimedRun | None:
@@ -96,7 +100,7 @@ def _try_claim(request: Request, body: ClaimRequest, worker_id: int) -> ClaimedR
     if waiting is None:
         return None
     with transaction(sessions, write=True) as session:
-        worker = session.get(Worker, worker_id)
+        worker = session.get_one(Worker, worker_id)
         lease = runs.claim(session, worker, settings.lease_s)
         if lease is None:
             return None
@@ -150,6 +154,7 @@ def heartbeat(
         total=body.total,
         log_tail=body.log_tail,
     )
+    assert run.lease_expires_at is not None  # a renewed lease has an expiry
     return HeartbeatReply(lease_expires_at=run.lease_expires_at)
 
 
@@ -163,7 +168,7 @@ async def watch(
 ) -> WatchReply:
     """Long-poll: answers as soon as the run is cancelled or the lease is no longer this worker's."""
 
-    def state() -> str:
+    def state() -> WatchState:
         with request.app.state.sessions() as session:
             run = session.get(Run, run_id)
             if run is None or run.lease_token != lease:

@@ -1,7 +1,9 @@
 """The run lifecycle in one place: submit, import, claim, renew, complete, fail, release, cancel, expire.
 
-Every transition is guarded on the state it leaves (and, for worker writes, on the current lease token):
-a write that does not match is refused loudly, never applied to a run that moved on.
+Every transition is one UPDATE guarded on the state it leaves (and, for worker writes, on the current lease
+token), and its row count decides: two requests racing for one run cannot both win, since the loser's UPDATE
+waits for the winner's row lock (SQLite: the write lock) and then matches nothing. The loser is refused loudly
+(only then is the run read, to say why), never applied to a run that moved on.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import exc, func, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import ColumnElement, String, cast, exc, false, func, literal, select, update
+from sqlalchemy.orm import Session
 
 from gate.core import options as run_options
 from gate.core.results import ParsedResults, SampleOutcome
@@ -174,16 +176,33 @@ def get(session: Session, run_id: int) -> Run:
 
 
 def cancel(session: Session, run_id: int) -> Run:
-    run = get(session, run_id)
-    if run.status in RunStatus.TERMINAL:
-        raise Conflict(f"run {run_id} is {run.status} already")
     # A running run keeps its lease token: the worker's next write is refused as "cancelled" and it stops.
-    run.status = RunStatus.CANCELLED
-    run.cancel_requested = True
-    run.finished_at = utcnow()
-    run.lease_expires_at = None
+    run = _transition(
+        session,
+        run_id,
+        Run.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)),
+        status=RunStatus.CANCELLED,
+        cancel_requested=True,
+        finished_at=utcnow(),
+        lease_expires_at=None,
+    )
+    if run is None:
+        raise Conflict(f"run {run_id} is {_reread(session, run_id).status} already")
     notifications.on_run_end(session, run)
-    session.flush()
+    return run
+
+
+def _transition(session: Session, run_id: int, *guard: ColumnElement[bool], **values: Any) -> Run | None:
+    """Set values on the run if it still matches guard, in one UPDATE: the run as updated, or None."""
+    statement = update(Run).where(Run.id == run_id, *guard).values(**values).returning(Run)
+    return session.scalars(statement.execution_options(populate_existing=True)).one_or_none()
+
+
+def _reread(session: Session, run_id: int) -> Run:
+    """The run as now committed (a refused transition says why from it), not as this session last saw it."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
     return run
 
 
@@ -223,8 +242,8 @@ def claim(session: Session, worker: Worker, lease_s: float) -> Lease | None:
         if not batch:
             return None
         for run in batch:
-            if set(run.labels) <= set(worker.labels):
-                return _lease(session, run, worker, lease_s)
+            if set(run.labels) <= set(worker.labels) and (lease := _lease(session, run, worker, lease_s)):
+                return lease
         after_id = (batch[-1].priority, batch[-1].id)
 
 
@@ -233,34 +252,43 @@ def lease_clock(session: Session) -> datetime:
     (SQLite is embedded: its clock is this host's)."""
     if session.get_bind().dialect.name == "sqlite":
         return utcnow()
-    return session.scalar(select(func.now())).astimezone(timezone.utc)
+    return session.execute(select(func.now())).scalar_one().astimezone(timezone.utc)
 
 
-def _lease(session: Session, run: Run, worker: Worker, lease_s: float) -> Lease:
+def _lease(session: Session, run: Run, worker: Worker, lease_s: float) -> Lease | None:
     now = lease_clock(session)
-    run.status = RunStatus.RUNNING
-    run.lease_token = secrets.token_urlsafe(24)
-    run.lease_expires_at = now + timedelta(seconds=lease_s)
-    run.worker_id = worker.id
-    run.attempts += 1
-    run.started_at = run.started_at or now
-    run.progress_done = run.progress_total = None
-    session.flush()
-    return Lease(run=run, token=run.lease_token, expires_at=run.lease_expires_at)
+    token, expires_at = secrets.token_urlsafe(24), now + timedelta(seconds=lease_s)
+    leased = _transition(
+        session,
+        run.id,
+        Run.status == RunStatus.QUEUED,
+        status=RunStatus.RUNNING,
+        lease_token=token,
+        lease_expires_at=expires_at,
+        worker_id=worker.id,
+        attempts=Run.attempts + 1,
+        started_at=run.started_at or now,  # read under the claim's lock, which the guard confirms
+        progress_done=None,
+        progress_total=None,
+    )
+    return None if leased is None else Lease(run=leased, token=token, expires_at=expires_at)
 
 
-def leased(session: Session, run_id: int, token: str) -> Run:
-    """The run, if this lease is still the live one; otherwise a 409 that says why."""
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"run {run_id} does not exist")
-    if run.lease_token is None or not secrets.compare_digest(run.lease_token.encode(), token.encode()):
-        raise Conflict(f"run {run_id}: this lease is stale (the run was handed to another attempt)")
+def _live(token: str) -> tuple[ColumnElement[bool], ...]:
+    """The guard of a worker write: the run is running under this lease."""
+    # Leases are printable ASCII; any other token matches nothing without reaching the database,
+    # where Postgres would refuse a NUL in text as an error, not a mismatch.
+    possible = token.isascii() and token.isprintable()
+    return Run.status == RunStatus.RUNNING, Run.lease_token == token if possible else false()
+
+
+def _lease_refused(run: Run, token: str) -> Conflict:
+    """Why a write under this lease was refused."""
+    if run.lease_token != token:
+        return Conflict(f"run {run.id}: this lease is stale (the run was handed to another attempt)")
     if run.status == RunStatus.CANCELLED:
-        raise Conflict(f"run {run_id} was cancelled")
-    if run.status != RunStatus.RUNNING:
-        raise Conflict(f"run {run_id} is {run.status}: the lease is over")
-    return run
+        return Conflict(f"run {run.id} was cancelled")
+    return Conflict(f"run {run.id} is {run.status}: the lease is over")
 
 
 def renew(
@@ -273,15 +301,16 @@ def renew(
     total: int | None = None,
     log_tail: str | None = None,
 ) -> Run:
-    run = leased(session, run_id, token)
-    run.lease_expires_at = lease_clock(session) + timedelta(seconds=lease_s)
+    values: dict[str, Any] = {"lease_expires_at": lease_clock(session) + timedelta(seconds=lease_s)}
     if done is not None:
-        run.progress_done = done
+        values["progress_done"] = done
     if total is not None:
-        run.progress_total = total
+        values["progress_total"] = total
     if log_tail is not None:
-        run.log_tail = _tail(log_tail)
-    session.flush()
+        values["log_tail"] = _tail(log_tail)
+    run = _transition(session, run_id, *_live(token), **values)
+    if run is None:
+        raise _lease_refused(_reread(session, run_id), token)
     return run
 
 
@@ -295,21 +324,31 @@ def complete(
     environment: dict[str, Any],
     log_tail: str | None,
 ) -> Run:
-    """Record the result of this lease, exactly once: a replay of the same upload returns the stored run."""
+    """Record the result of this lease, exactly once: a replay of the same upload returns the stored run.
+
+    The guarded status change comes first and holds the run until the transaction ends, so the scores,
+    samples, verdicts and notification recorded after it belong to the one ending that won."""
     fingerprint = hashlib.sha256(b"".join(hashlib.sha256(files[k]).digest() for k in sorted(files))).hexdigest()
-    run = session.get(Run, run_id)
-    if run is not None and run.status == RunStatus.SUCCEEDED and run.lease_token == token:
-        if run.result_fingerprint != fingerprint:
-            raise Conflict(f"run {run_id} has a different result recorded already")
-        return run
-    run = leased(session, run_id, token)
-    if log_tail is not None:
-        run.log_tail = _tail(log_tail)
-    run.result_fingerprint = fingerprint
     environment = dict(environment)
-    run.generation_stats = environment.pop("generation", None) or None
-    run.progress_done = run.progress_total = sum(p.get("n_effective") or 0 for p in parsed.profiles.values())
-    return recording.record(session, run, parsed, samples, files, environment)
+    evaluated = sum(p.get("n_effective") or 0 for p in parsed.profiles.values())
+    values: dict[str, Any] = {
+        "status": RunStatus.SUCCEEDED,
+        "result_fingerprint": fingerprint,
+        "generation_stats": environment.pop("generation", None) or None,
+        "progress_done": evaluated,
+        "progress_total": evaluated,
+    }
+    if log_tail is not None:
+        values["log_tail"] = _tail(log_tail)
+    run = _transition(session, run_id, *_live(token), **values)
+    if run is not None:
+        return recording.record(session, run, parsed, samples, files, environment)
+    run = _reread(session, run_id)
+    if run.status != RunStatus.SUCCEEDED or run.lease_token != token:
+        raise _lease_refused(run, token)
+    if run.result_fingerprint != fingerprint:
+        raise Conflict(f"run {run_id} has a different result recorded already")
+    return run
 
 
 def fail(
@@ -322,28 +361,30 @@ def fail(
     environment: dict[str, Any] | None = None,
 ) -> Run:
     """End an attempt. Infrastructure failures go back to the queue while attempts remain."""
-    run = session.get(Run, run_id)
-    if run is not None and run.status == RunStatus.FAILED and run.lease_token == token:
-        return run  # a replayed report
-    run = leased(session, run_id, token)
+    report: dict[str, Any] = {}
     if log_tail is not None:
-        run.log_tail = _tail(log_tail)
+        report["log_tail"] = _tail(log_tail)
     if environment:
-        run.environment = environment
-    if kind == "infrastructure" and run.attempts < run.max_attempts:
-        _requeue(run, reason)
-    else:
-        _fail(run, reason, kind)
-    session.flush()
-    return run
+        report["environment"] = environment
+    live = _live(token)
+    retry = (*live, Run.attempts < Run.max_attempts)
+    if kind == "infrastructure" and (run := _transition(session, run_id, *retry, **report, **_requeued(reason))):
+        return run
+    if run := _transition(session, run_id, *live, **report, **_failed(reason, kind)):
+        notifications.on_run_end(session, run)
+        return run
+    run = _reread(session, run_id)
+    if run.status == RunStatus.FAILED and run.lease_token == token:
+        return run  # a replayed report
+    raise _lease_refused(run, token)
 
 
 def release(session: Session, run_id: int, token: str) -> Run:
     """A draining worker hands its lease back: the run is queued again and the attempt not counted."""
-    run = leased(session, run_id, token)
-    run.attempts = max(run.attempts - 1, 0)
-    _requeue(run, "handed back by a draining worker")
-    session.flush()
+    handed_back = _requeued("handed back by a draining worker")
+    run = _transition(session, run_id, *_live(token), attempts=Run.attempts - 1, **handed_back)
+    if run is None:
+        raise _lease_refused(_reread(session, run_id), token)
     return run
 
 
@@ -351,23 +392,33 @@ def _tail(log: str) -> str:
     return "\n".join(log.splitlines()[-LOG_TAIL_LINES:])
 
 
-def _requeue(run: Run, reason: str) -> None:
-    run.status = RunStatus.QUEUED
-    run.lease_token = None
-    run.lease_expires_at = None
-    run.worker_id = None
-    run.failure_reason = f"attempt {run.attempts}: {reason}"
+def _requeued(reason: str) -> dict[str, Any]:
+    """The values that put a run back in the queue; the reason names the attempt that ended."""
+    return {
+        "status": RunStatus.QUEUED,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "worker_id": None,
+        "failure_reason": literal("attempt ", String) + cast(Run.attempts, String) + literal(f": {reason}", String),
+    }
 
 
-def _fail(run: Run, reason: str, kind: str) -> None:
-    run.status = RunStatus.FAILED
-    run.failure_reason = reason
-    run.failure_kind = kind
-    run.finished_at = utcnow()
-    run.lease_expires_at = None
-    session = object_session(run)
-    if session is not None:
-        notifications.on_run_end(session, run)
+def _failed(reason: str | ColumnElement[str], kind: str) -> dict[str, Any]:
+    """The values that end a run as failed. The lease token stays: a replayed report of it is recognised."""
+    return {
+        "status": RunStatus.FAILED,
+        "failure_reason": reason,
+        "failure_kind": kind,
+        "finished_at": utcnow(),
+        "lease_expires_at": None,
+    }
+
+
+def _sweep(session: Session, guard: tuple[ColumnElement[bool], ...], values: dict[str, Any]) -> list[Run]:
+    """Set values on every run that matches guard and no other transaction holds, in one UPDATE."""
+    free = select(Run.id).where(*guard).with_for_update(skip_locked=True)
+    statement = update(Run).where(Run.id.in_(free), *guard).values(**values).returning(Run)
+    return list(session.scalars(statement.execution_options(populate_existing=True)))
 
 
 def reap(session: Session, queued_ttl_s: float) -> tuple[int, int]:
@@ -375,33 +426,21 @@ def reap(session: Session, queued_ttl_s: float) -> tuple[int, int]:
 
     Returns (requeued or failed for a lost lease, expired unclaimed)."""
     now = lease_clock(session)
-    lost = list(
-        session.scalars(
-            select(Run)
-            .where(Run.status == RunStatus.RUNNING, Run.lease_expires_at < now)
-            .with_for_update(skip_locked=True)
-        )
+    lost = (Run.status == RunStatus.RUNNING, Run.lease_expires_at < now)
+    requeued = _sweep(session, (*lost, Run.attempts < Run.max_attempts), _requeued("lease expired (worker lost)"))
+    out_of_attempts = (
+        literal("lease expired on attempt ", String)
+        + cast(Run.attempts, String)
+        + literal(" of ", String)
+        + cast(Run.max_attempts, String)
+        + literal(": worker lost", String)
     )
-    for run in lost:
-        if run.attempts < run.max_attempts:
-            _requeue(run, "lease expired (worker lost)")
-        else:
-            _fail(
-                run,
-                f"lease expired on attempt {run.attempts} of {run.max_attempts}: worker lost",
-                "infrastructure",
-            )
-    stale = list(
-        session.scalars(
-            select(Run)
-            .where(Run.status == RunStatus.QUEUED, Run.created_at < now - timedelta(seconds=queued_ttl_s))
-            .with_for_update(skip_locked=True)
-        )
-    )
-    for run in stale:
-        _fail(run, f"expired: not claimed within {queued_ttl_s:g} s", "expired")
-    session.flush()
-    return len(lost), len(stale)
+    failed = _sweep(session, (*lost, Run.attempts >= Run.max_attempts), _failed(out_of_attempts, "infrastructure"))
+    unclaimed = (Run.status == RunStatus.QUEUED, Run.created_at < now - timedelta(seconds=queued_ttl_s))
+    expired = _sweep(session, unclaimed, _failed(f"expired: not claimed within {queued_ttl_s:g} s", "expired"))
+    for run in failed + expired:
+        notifications.on_run_end(session, run)
+    return len(requeued) + len(failed), len(expired)
 
 
 def extend_leases(session: Session, seconds: float) -> int:
