@@ -41,7 +41,10 @@ def build_machine(sessions):
             with transaction(sessions, write=True) as session:  # each example starts from an empty queue
                 for table in (Artifact, SampleRecord, TaskVerdict, Score, RunTask, Run):
                     session.execute(delete(table))
-                self.workers = [runs.heartbeat_worker(session, f"w{i}-{id(self)}", [], "hf", {}).id for i in range(2)]
+                self.workers = [
+                    runs.heartbeat_worker(session, f"w{i}-{id(self)}", [], "hf", {}, token_name="t").id
+                    for i in range(2)
+                ]
 
         def write(self, fn, *args, **kwargs):
             with transaction(sessions, write=True) as session:
@@ -170,7 +173,7 @@ def build_machine(sessions):
                     run = stored[run_id]
                     assert run.status == model["status"], (run_id, run.status, model)
                     if run.status == "running":
-                        assert run.lease_token == model["token"] and run.lease_expires_at is not None
+                        assert runs.holds(run, model["token"]) and run.lease_expires_at is not None
                     assert scores.get(run_id, 0) == (1 if run.status == "succeeded" else 0)
                 live = [r.lease_token for r in stored.values() if r.status == "running"]
                 assert len(live) == len(set(live))

@@ -110,7 +110,7 @@ def claimed_run(sessions: sessionmaker[Session], priority: int, max_attempts: in
             admin=False,
             max_attempts=max_attempts,
         )
-        worker = runs.heartbeat_worker(session, "w", [], "hf", {})
+        worker = runs.heartbeat_worker(session, "w", [], "hf", {}, token_name="t")
         lease = runs.claim(session, worker, 60)
         assert lease is not None and lease.run.id == run.id
         return run.id, lease.token

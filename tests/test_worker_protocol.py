@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from datetime import timedelta
@@ -11,12 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from gate.settings import Settings
 from gate.store import runs
 from gate.store.db import transaction
 from gate.store.models import Run, utcnow
 from gate.worker.agent import Agent
 from gate.worker.client import GateClient
 from gate.worker.command import WorkerConfig
+from tests.conftest import make_token
 
 WORKER = {"name": "npu-1", "backend": "vllm-ascend", "labels": ["ascend910b"], "wait_s": 0}
 
@@ -107,13 +110,13 @@ def test_cancel_is_seen_by_heartbeat_and_watch(client: TestClient, auth: dict) -
     run_id = submit(client, auth)
     lease = claim(client, auth).json()["lease"]
     watch = client.get(
-        f"/api/v1/workers/runs/{run_id}/watch", params={"lease": lease, "wait_s": 0}, headers=auth["worker"]
+        f"/api/v1/workers/runs/{run_id}/watch", params={"wait_s": 0}, headers={**auth["worker"], "X-Gate-Lease": lease}
     )
     assert watch.json() == {"state": "running"}
     client.post(f"/api/v1/runs/{run_id}/cancel", headers=auth["submit"])
     started = time.monotonic()
     watch = client.get(
-        f"/api/v1/workers/runs/{run_id}/watch", params={"lease": lease, "wait_s": 10}, headers=auth["worker"]
+        f"/api/v1/workers/runs/{run_id}/watch", params={"wait_s": 10}, headers={**auth["worker"], "X-Gate-Lease": lease}
     )
     assert watch.json() == {"state": "cancelled"} and time.monotonic() - started < 1
     hb = client.post(f"/api/v1/workers/runs/{run_id}/heartbeat", json={"lease": lease}, headers=auth["worker"])
@@ -196,3 +199,21 @@ def test_a_run_the_worker_refuses_fails_once_as_the_users_error(client: TestClie
     run = client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()
     assert (run["status"], run["failure_kind"], run["attempts"]) == ("failed", "user", 1)
     assert run["failure_reason"] == "trust_remote_code is not allowed on this worker (--allow-trust-remote-code)"
+
+
+def test_leases_are_stored_hashed_and_worker_names_bound_to_their_token(
+    client: TestClient, auth: dict, settings: Settings, sessions
+) -> None:
+    run_id = submit(client, auth, backend="hf")
+    claim = {"name": "gpu-7", "backend": "hf", "labels": ["a"], "wait_s": 0}
+    lease = client.post("/api/v1/workers/claim", json=claim, headers=auth["worker"]).json()["lease"]
+    with sessions() as session:
+        stored = session.get_one(Run, run_id).lease_token
+    assert stored == hashlib.sha256(lease.encode()).hexdigest() and lease not in stored
+    other = {"Authorization": f"Bearer {make_token(settings.database_url, 'other-worker', 'worker')}"}
+    hijack = {**claim, "labels": ["evil"], "draining": True}
+    refused = client.post("/api/v1/workers/claim", json=hijack, headers=other)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "worker name 'gpu-7' belongs to another token: choose another --name"
+    (worker,) = client.get("/api/v1/workers", headers=auth["read"]).json()
+    assert (worker["labels"], worker["draining"]) == (["a"], False)

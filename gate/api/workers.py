@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -119,12 +119,15 @@ def _try_claim(request: Request, body: ClaimRequest, worker_id: int) -> ClaimedR
 
 
 @router.post("/claim", response_model=ClaimedRun, responses={204: {"description": "no work within wait_s"}})
-async def claim(body: ClaimRequest, request: Request, _: WorkerAuth) -> Any:
+async def claim(body: ClaimRequest, request: Request, principal: WorkerAuth) -> Any:
     """Lease the next run this worker can take, waiting up to wait_s for one to be queued."""
 
     def register() -> int:
         with transaction(request.app.state.sessions, write=True) as session:
-            return runs.heartbeat_worker(session, body.name, body.labels, body.backend, body.info, body.draining).id
+            worker = runs.heartbeat_worker(
+                session, body.name, body.labels, body.backend, body.info, body.draining, token_name=principal.name
+            )
+            return worker.id
 
     async with write_turn(request.app):
         worker_id = await run_in_threadpool(register)
@@ -163,7 +166,7 @@ async def watch(
     run_id: RunId,
     request: Request,
     _: WorkerAuth,
-    lease: Annotated[str, Query(min_length=1, max_length=100)],
+    lease: Annotated[str, Header(alias="X-Gate-Lease", min_length=1, max_length=100)],
     wait_s: Annotated[float, Query(ge=0, le=60)] = 20.0,
 ) -> WatchReply:
     """Long-poll: answers as soon as the run is cancelled or the lease is no longer this worker's."""
@@ -171,7 +174,7 @@ async def watch(
     def state() -> WatchState:
         with request.app.state.sessions() as session:
             run = session.get(Run, run_id)
-            if run is None or run.lease_token != lease:
+            if run is None or not runs.holds(run, lease):
                 return "lost"
             if run.status == RunStatus.CANCELLED:
                 return "cancelled"

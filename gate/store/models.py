@@ -103,6 +103,7 @@ class Worker(Base):
     backend: Mapped[str] = mapped_column(String(32))
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_name: Mapped[str | None] = mapped_column(String(200))  # the worker token that registered this name
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -131,7 +132,7 @@ class Run(Base):
     verdict_reason: Mapped[str | None] = mapped_column(Text)  # why the verdict is not pass or fail, when no task says
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_token: Mapped[str | None] = mapped_column(String(64))  # sha256 of the lease (runs.lease_digest)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

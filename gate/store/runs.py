@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exc, false, func, literal, select, update
+from sqlalchemy import ColumnElement, String, cast, exc, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from gate.core import options as run_options
@@ -210,12 +210,23 @@ def _reread(session: Session, run_id: int) -> Run:
 
 
 def heartbeat_worker(
-    session: Session, name: str, labels: list[str], backend: str, info: dict[str, Any], draining: bool = False
+    session: Session,
+    name: str,
+    labels: list[str],
+    backend: str,
+    info: dict[str, Any],
+    draining: bool = False,
+    *,
+    token_name: str,
 ) -> Worker:
-    worker = session.scalar(select(Worker).where(Worker.name == name))
+    """Register or refresh a worker. A worker name belongs to the token that first used it: another worker token
+    cannot rewrite its labels or drain it."""
+    worker = session.scalar(select(Worker).where(Worker.name == name).with_for_update())
     if worker is None:
-        worker = Worker(name=name, labels=[], backend=backend, info={})
+        worker = Worker(name=name, labels=[], backend=backend, info={}, token_name=token_name)
         session.add(worker)
+    elif worker.token_name != token_name:
+        raise Forbidden(f"worker name {name!r} belongs to another token: choose another --name")
     worker.labels, worker.backend, worker.info, worker.draining = sorted(set(labels)), backend, info, draining
     worker.last_seen_at = utcnow()
     session.flush()
@@ -263,7 +274,7 @@ def _lease(session: Session, run: Run, worker: Worker, lease_s: float) -> Lease 
         run.id,
         Run.status == RunStatus.QUEUED,
         status=RunStatus.RUNNING,
-        lease_token=token,
+        lease_token=lease_digest(token),
         lease_expires_at=expires_at,
         worker_id=worker.id,
         attempts=Run.attempts + 1,
@@ -274,17 +285,24 @@ def _lease(session: Session, run: Run, worker: Worker, lease_s: float) -> Lease 
     return None if leased is None else Lease(run=leased, token=token, expires_at=expires_at)
 
 
+def lease_digest(token: str) -> str:
+    """Leases are stored as digests: a database dump or a log of its rows hands no worker's lease to anyone.
+    Any string hashes to hex, so a hostile token (NUL, non-ASCII) is simply a mismatch."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def holds(run: Run, token: str) -> bool:
+    return run.lease_token is not None and secrets.compare_digest(run.lease_token, lease_digest(token))
+
+
 def _live(token: str) -> tuple[ColumnElement[bool], ...]:
     """The guard of a worker write: the run is running under this lease."""
-    # Leases are printable ASCII; any other token matches nothing without reaching the database,
-    # where Postgres would refuse a NUL in text as an error, not a mismatch.
-    possible = token.isascii() and token.isprintable()
-    return Run.status == RunStatus.RUNNING, Run.lease_token == token if possible else false()
+    return Run.status == RunStatus.RUNNING, Run.lease_token == lease_digest(token)
 
 
 def _lease_refused(run: Run, token: str) -> Conflict:
     """Why a write under this lease was refused."""
-    if run.lease_token != token:
+    if not holds(run, token):
         return Conflict(f"run {run.id}: this lease is stale (the run was handed to another attempt)")
     if run.status == RunStatus.CANCELLED:
         return Conflict(f"run {run.id} was cancelled")
@@ -344,7 +362,7 @@ def complete(
     if run is not None:
         return recording.record(session, run, parsed, samples, files, environment)
     run = _reread(session, run_id)
-    if run.status != RunStatus.SUCCEEDED or run.lease_token != token:
+    if run.status != RunStatus.SUCCEEDED or not holds(run, token):
         raise _lease_refused(run, token)
     if run.result_fingerprint != fingerprint:
         raise Conflict(f"run {run_id} has a different result recorded already")
@@ -374,7 +392,7 @@ def fail(
         notifications.on_run_end(session, run)
         return run
     run = _reread(session, run_id)
-    if run.status == RunStatus.FAILED and run.lease_token == token:
+    if run.status == RunStatus.FAILED and holds(run, token):
         return run  # a replayed report
     raise _lease_refused(run, token)
 

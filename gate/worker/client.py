@@ -110,7 +110,8 @@ class GateClient:
             "GET",
             f"/api/v1/workers/runs/{run_id}/watch",
             retry=False,
-            params={"lease": lease, "wait_s": wait_s},
+            params={"wait_s": wait_s},
+            headers={"X-Gate-Lease": lease},  # not in the URL: access logs keep URLs
             timeout=wait_s + 30,
         )
         return response.json()["state"]
