@@ -6,6 +6,7 @@ server refuses this attempt's writes. A worker that cannot renew for `fence_s` s
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import re
 import signal
@@ -13,12 +14,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from gate.core.options import RunOptions
-from gate.worker import command, environment, generation, modelref
+from gate.worker import command, environment, fingerprint, generation, modelref
 from gate.worker.client import GateClient, LeaseLost, ServerRefused
 from gate.worker.process import Evaluation
 
@@ -100,24 +102,47 @@ class Agent:
         except (LeaseLost, ConnectionError) as exc:
             log.warning("run %s: first renewal failed, not starting: %s", run_id, exc)
             return "not started"
+        model_fingerprint = None
         try:
             options = RunOptions.model_validate(claimed.get("options") or {})
             model_path = modelref.resolve(claimed["model"], self.config.work_dir / "models")
-            cache = (
-                self.config.work_dir
-                / "cache"
-                / command.cache_key(
-                    claimed["model"], options.model_args.revision, self.config.backend, self.info["device"]["kind"]
-                )
-            )
-            cache.mkdir(parents=True, exist_ok=True)
-            invocation = command.build(claimed, model_path, self.config, cache / "responses")
+            cache_path = None  # no fingerprint, no cache: answers cached under a name could be another model's
+            if self.config.backend != "openai":  # an OpenAI-compatible server's weights are out of this worker's sight
+                folder = modelref.local_folder(model_path, options.model_args.revision)
+                model_fingerprint = self._fingerprint(run_id, lease, folder)
+                key = command.cache_key(model_fingerprint, self.config.backend, self.info["device"]["kind"], options)
+                cache = self.config.work_dir / "cache" / key
+                cache.mkdir(parents=True, exist_ok=True)
+                cache_path = cache / "responses"
+            invocation = command.build(claimed, model_path, self.config, cache_path)
+        except LeaseLost as exc:
+            log.warning("run %s: lease lost while fingerprinting the model: %s", run_id, exc)
+            return "cancelled" if "cancelled" in str(exc) else "lost"
         except (command.RefusedRun, modelref.ModelUnavailable, ValidationError, ValueError) as exc:
-            return self._report_failure(run_id, lease, str(exc), "user", "")
-        return self._supervise(claimed, options, model_path, invocation)
+            return self._report_failure(run_id, lease, str(exc), "user", "", model_fingerprint)
+        return self._supervise(claimed, options, model_path, invocation, model_fingerprint)
+
+    def _fingerprint(self, run_id: int, lease: str, folder: Path) -> str:
+        """The model's fingerprint, renewing the lease meanwhile: a large checkpoint on a slow disk takes minutes."""
+        index = self.config.work_dir / "fingerprints.json"
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint") as pool:
+            pending = pool.submit(fingerprint.fingerprint, folder, index)
+            while True:
+                try:
+                    return pending.result(timeout=self.timing.heartbeat_s).digest
+                except concurrent.futures.TimeoutError:
+                    try:
+                        self.client.heartbeat(run_id, lease, None, None, f"fingerprinting {folder}")
+                    except ConnectionError as exc:  # the lease outlives a short outage; the upload checks it
+                        log.warning("run %s: heartbeat failed while fingerprinting: %s", run_id, exc)
 
     def _supervise(
-        self, claimed: dict[str, Any], options: RunOptions, model_path: str, invocation: command.Invocation
+        self,
+        claimed: dict[str, Any],
+        options: RunOptions,
+        model_path: str,
+        invocation: command.Invocation,
+        model_fingerprint: str | None,
     ) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         evaluation = Evaluation(invocation, invocation.output_dir / "lm_eval.log")
@@ -167,12 +192,17 @@ class Agent:
             log.info("run %s: evaluation stopped (%s)", run_id, outcome)
             if outcome == "timeout":
                 return self._report_failure(
-                    run_id, lease, f"time limit of {time_limit:g} s reached", "timeout", evaluation.log_tail
+                    run_id,
+                    lease,
+                    f"time limit of {time_limit:g} s reached",
+                    "timeout",
+                    evaluation.log_tail,
+                    model_fingerprint,
                 )
             if outcome == "drained":
                 self._hand_back(run_id, lease)
             return outcome  # cancelled, lost or fenced: another attempt (or nobody) owns the run now
-        return self._finish(claimed, options, model_path, invocation, evaluation)
+        return self._finish(claimed, options, model_path, invocation, evaluation, model_fingerprint)
 
     def _hand_back(self, run_id: int, lease: str) -> None:
         try:
@@ -201,20 +231,19 @@ class Agent:
         model_path: str,
         invocation: command.Invocation,
         evaluation: Evaluation,
+        model_fingerprint: str | None,
     ) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         code = evaluation.wait()
         tail = evaluation.log_tail
         if code != 0:
-            return self._report_failure(
-                run_id, lease, f"lm-eval exited with {code}: {_last_error(tail)}", classify(code, tail), tail
-            )
+            reason = f"lm-eval exited with {code}: {_last_error(tail)}"
+            return self._report_failure(run_id, lease, reason, classify(code, tail), tail, model_fingerprint)
         results = sorted(invocation.output_dir.rglob("results_*.json"))
         samples = sorted(invocation.output_dir.rglob("samples_*.jsonl"))
         if len(results) != 1:
-            return self._report_failure(
-                run_id, lease, f"lm-eval wrote {len(results)} results files, expected 1", "infrastructure", tail
-            )
+            reason = f"lm-eval wrote {len(results)} results files, expected 1"
+            return self._report_failure(run_id, lease, reason, "infrastructure", tail, model_fingerprint)
         env = {
             **self.info,
             "generation": generation.truncation(
@@ -225,19 +254,22 @@ class Agent:
             ),
         }
         try:
-            self.client.complete(run_id, lease, results[0], samples, env, tail)
+            self.client.complete(run_id, lease, results[0], samples, env, tail, model_fingerprint)
         except LeaseLost as exc:
             log.warning("run %s: result refused, the lease is gone: %s", run_id, exc)
             return "lost"
         except ServerRefused as exc:
-            return self._report_failure(run_id, lease, f"the server refused the results: {exc}", "user", tail)
+            reason = f"the server refused the results: {exc}"
+            return self._report_failure(run_id, lease, reason, "user", tail, model_fingerprint)
         log.info("run %s: results recorded", run_id)
         return "completed"
 
-    def _report_failure(self, run_id: int, lease: str, reason: str, kind: str, tail: str) -> str:
+    def _report_failure(
+        self, run_id: int, lease: str, reason: str, kind: str, tail: str, model_fingerprint: str | None = None
+    ) -> str:
         log.warning("run %s failed (%s): %s", run_id, kind, reason)
         try:
-            self.client.fail(run_id, lease, reason, kind, tail, self.info)
+            self.client.fail(run_id, lease, reason, kind, tail, self.info, model_fingerprint)
         except (LeaseLost, ServerRefused, ConnectionError) as exc:
             log.warning("run %s: failure not recorded: %s", run_id, exc)
         return f"failed:{kind}"
