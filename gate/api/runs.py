@@ -139,6 +139,7 @@ def export_runs(
             "status": r.status,
             "verdict": r.verdict,
             "baseline": r.baseline.name if r.baseline else None,
+            "model_fingerprint": r.model_fingerprint,
             "created_at": r.created_at.isoformat(),
             "finished_at": r.finished_at.isoformat() if r.finished_at else None,
             "task": s.task,

@@ -90,6 +90,7 @@ class RunOut(BaseModel):
     finished_at: datetime | None
     progress: dict[str, int | None]
     failure_reason: str | None
+    model_fingerprint: str | None = Field(description="blake3 of the model files the worker evaluated")
     url: str
 
     @classmethod
@@ -111,6 +112,7 @@ class RunOut(BaseModel):
             finished_at=run.finished_at,
             progress={"done": run.progress_done, "total": run.progress_total},
             failure_reason=run.failure_reason,
+            model_fingerprint=run.model_fingerprint,
             url=f"/api/v1/runs/{run.id}",
         )
 

@@ -28,6 +28,7 @@ from gate.store.models import Run, RunStatus, Worker
 router = APIRouter(prefix="/workers", tags=["workers"])
 CLAIM_POLL_S = 0.1  # how often a waiting claim looks for work: bounds queue latency
 WATCH_POLL_S = 0.5  # how often a watch looks for a cancel: well inside the 5 s promise
+MODEL_FINGERPRINT = r"^[0-9a-f]{64}$"  # gate.worker.fingerprint's digest: blake3, lowercase hex
 
 
 class ClaimRequest(BaseModel):
@@ -74,6 +75,7 @@ class Failure(BaseModel):
     kind: Literal["infrastructure", "user", "timeout"]
     log_tail: str | None = Field(default=None, max_length=200_000)
     environment: dict[str, Any] | None = None
+    model_fingerprint: str | None = Field(default=None, pattern=MODEL_FINGERPRINT)
 
 
 class Release(BaseModel):
@@ -189,6 +191,7 @@ async def complete(
     samples: Annotated[list[UploadFile] | None, File()] = None,
     environment: Annotated[str | None, Form(max_length=100_000)] = None,
     log_tail: Annotated[str | None, Form(max_length=200_000)] = None,
+    model_fingerprint: Annotated[str | None, Form(pattern=MODEL_FINGERPRINT)] = None,
 ) -> RunOut:
     """Upload the attempt's lm-eval results and samples. Idempotent: a replay returns the stored run."""
     parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
@@ -201,7 +204,8 @@ async def complete(
 
     def store() -> RunOut:  # the write lock is taken only once the upload is parsed and checked
         with transaction(request.app.state.sessions, write=True) as session:
-            return RunOut.of(runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail))
+            run = runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail, model_fingerprint)
+            return RunOut.of(run)
 
     return await run_in_threadpool(store)
 
@@ -209,7 +213,9 @@ async def complete(
 @router.post("/runs/{run_id}/fail", response_model=RunOut)
 def fail(run_id: RunId, body: Failure, session: SessionDep, _: WorkerAuth) -> RunOut:
     """End the attempt: infrastructure failures are retried while attempts remain, others end the run."""
-    run = runs.fail(session, run_id, body.lease, body.reason, body.kind, body.log_tail, body.environment)
+    run = runs.fail(
+        session, run_id, body.lease, body.reason, body.kind, body.log_tail, body.environment, body.model_fingerprint
+    )
     return RunOut.of(run)
 
 

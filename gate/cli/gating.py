@@ -62,6 +62,8 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
         f"run {run['id']} {run['model']} on {run['backend']}: {run['status']}, verdict "
         f"{(run.get('verdict') or 'none').replace('_', ' ')}  ({server.rstrip('/')}/runs/{run['id']})"
     ]
+    if run.get("model_fingerprint"):
+        lines.append(f"  model fingerprint {run['model_fingerprint']}")
     if run["status"] == "failed":
         lines.append(f"  the run did not finish ({run.get('failure_kind')}): {run.get('failure_reason')}")
     if run.get("verdicts"):
@@ -80,6 +82,9 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
 def junit(run: dict[str, Any]) -> bytes:
     verdicts = run.get("verdicts", [])
     suite = ElementTree.Element("testsuite", name=f"gate {run['model']}", tests=str(max(len(verdicts), 1)))
+    if run.get("model_fingerprint"):  # properties come first in a JUnit suite
+        properties = ElementTree.SubElement(suite, "properties")
+        ElementTree.SubElement(properties, "property", name="model_fingerprint", value=run["model_fingerprint"])
     failures = skipped = 0
     for v in verdicts:
         d = v["details"]
@@ -114,7 +119,8 @@ def report(run: dict[str, Any], server: str, junit_path: Path | None, json_path:
     if junit_path:
         junit_path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n' + junit(run))
     if json_path:
-        json_path.write_text(json.dumps({"run": run, "exit_code": exit_code(run)}, indent=2))
+        verdict = {"run": run, "model_fingerprint": run.get("model_fingerprint"), "exit_code": exit_code(run)}
+        json_path.write_text(json.dumps(verdict, indent=2))
     return exit_code(run)
 
 

@@ -294,6 +294,7 @@ def complete(
     files: dict[str, bytes],
     environment: dict[str, Any],
     log_tail: str | None,
+    model_fingerprint: str | None = None,
 ) -> Run:
     """Record the result of this lease, exactly once: a replay of the same upload returns the stored run."""
     fingerprint = hashlib.sha256(b"".join(hashlib.sha256(files[k]).digest() for k in sorted(files))).hexdigest()
@@ -306,6 +307,7 @@ def complete(
     if log_tail is not None:
         run.log_tail = _tail(log_tail)
     run.result_fingerprint = fingerprint
+    run.model_fingerprint = model_fingerprint  # this attempt's: the results come from these weights
     environment = dict(environment)
     run.generation_stats = environment.pop("generation", None) or None
     run.progress_done = run.progress_total = sum(p.get("n_effective") or 0 for p in parsed.profiles.values())
@@ -320,6 +322,7 @@ def fail(
     kind: str,
     log_tail: str | None = None,
     environment: dict[str, Any] | None = None,
+    model_fingerprint: str | None = None,
 ) -> Run:
     """End an attempt. Infrastructure failures go back to the queue while attempts remain."""
     run = session.get(Run, run_id)
@@ -330,6 +333,8 @@ def fail(
         run.log_tail = _tail(log_tail)
     if environment:
         run.environment = environment
+    if model_fingerprint is not None:
+        run.model_fingerprint = model_fingerprint
     if kind == "infrastructure" and run.attempts < run.max_attempts:
         _requeue(run, reason)
     else:
