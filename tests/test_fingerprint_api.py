@@ -49,6 +49,13 @@ def test_a_malformed_fingerprint_is_refused(client: TestClient, auth: dict, bad:
     )
     assert failure.status_code == 422 and "model_fingerprint" in failure.text
     assert client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["status"] == "running"
+    imported = client.post(
+        "/api/v1/runs/import",
+        data={"model": "acme/port", "model_fingerprint": bad},
+        files=[("results", ("r.json", b"{}"))],
+        headers=auth["submit"],
+    )
+    assert imported.status_code == 422 and "model_fingerprint" in imported.text
 
 
 def test_a_failed_run_keeps_the_fingerprint_of_what_it_tried(client: TestClient, auth: dict) -> None:
@@ -90,6 +97,14 @@ def test_a_verdict_against_a_reference_run_says_whether_the_weights_were_the_sam
         "different weights: the run's model files differ from the reference run's (model fingerprints differ)"
     ]
     assert notes["unknown"] == []
+    by_hand = client.post(  # a run made by hand, imported with the fingerprint of the folder it evaluated
+        "/api/v1/runs/import",
+        files=[("results", ("r.json", gold_run_880[0].read_bytes()))]
+        + [("samples", (p.name, p.read_bytes())) for p in gold_run_880[1]],
+        data={"model": "acme/port", "baseline": "port-gpu-bf16", "model_fingerprint": FP_GPU},
+        headers=auth["submit"],
+    ).json()
+    assert by_hand["model_fingerprint"] == FP_GPU and by_hand["verdicts"][0]["details"]["same_weights"] is True
     assert (same["model_fingerprint"], other["model_fingerprint"], unknown["model_fingerprint"]) == (
         FP_GPU,
         FP_OTHER,
@@ -106,6 +121,12 @@ def test_a_verdict_against_a_reference_run_says_whether_the_weights_were_the_sam
 
     exported = client.get("/api/v1/runs/export", params={"format": "csv"}, headers=auth["read"]).text
     by_run = {int(row["run_id"]): row["model_fingerprint"] for row in csv.DictReader(io.StringIO(exported))}
-    assert by_run == {reference["id"]: FP_GPU, same["id"]: FP_GPU, other["id"]: FP_OTHER, unknown["id"]: ""}
+    assert by_run == {
+        reference["id"]: FP_GPU,
+        same["id"]: FP_GPU,
+        other["id"]: FP_OTHER,
+        unknown["id"]: "",
+        by_hand["id"]: FP_GPU,
+    }
     rows = client.get("/api/v1/runs/export", params={"format": "json"}, headers=auth["read"]).json()
     assert {r["run_id"]: r["model_fingerprint"] for r in rows}[other["id"]] == FP_OTHER

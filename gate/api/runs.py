@@ -12,7 +12,17 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from starlette.concurrency import run_in_threadpool
 
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter
-from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
+from gate.api.schemas import (
+    MODEL_FINGERPRINT,
+    CIContext,
+    RunCreate,
+    RunDetail,
+    RunOut,
+    RunPage,
+    SampleOut,
+    Status,
+    VerdictName,
+)
 from gate.api.uploads import parse_upload
 from gate.core import targets
 from gate.core.options import BACKENDS, check_model_ref
@@ -175,6 +185,9 @@ async def import_run(
     backend: Annotated[str | None, Form(max_length=32)] = None,
     baseline: Annotated[str | None, Form(max_length=200)] = None,
     ci: Annotated[str | None, Form(description="CI context as JSON")] = None,
+    model_fingerprint: Annotated[
+        str | None, Form(pattern=MODEL_FINGERPRINT, description="the model's fingerprint (gate import --model-dir)")
+    ] = None,
 ) -> RunDetail:
     """Upload a run made by hand: creates a finished run, its scores and its verdict."""
     parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
@@ -208,6 +221,7 @@ async def import_run(
                 files=files,
                 submitted_by=principal.name,
                 ci_context=ci_context,
+                model_fingerprint=model_fingerprint,
             )
             return RunDetail.full(run, sorted(files))
 

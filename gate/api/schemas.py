@@ -11,6 +11,7 @@ from gate.core import options as opts
 from gate.store.models import MAX_ID, Baseline, Run, SampleRecord, Worker
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+MODEL_FINGERPRINT = r"^[0-9a-f]{64}$"  # gate.worker.fingerprint's digest: blake3, lowercase hex
 VerdictName = Literal["pass", "fail", "not_comparable"]
 
 

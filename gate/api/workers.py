@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, WorkerAuth
-from gate.api.schemas import RunOut, WorkerOut
+from gate.api.schemas import MODEL_FINGERPRINT, RunOut, WorkerOut
 from gate.api.uploads import parse_upload
 from gate.errors import InvalidInput
 from gate.store import runs
@@ -28,7 +28,6 @@ from gate.store.models import Run, RunStatus, Worker
 router = APIRouter(prefix="/workers", tags=["workers"])
 CLAIM_POLL_S = 0.1  # how often a waiting claim looks for work: bounds queue latency
 WATCH_POLL_S = 0.5  # how often a watch looks for a cancel: well inside the 5 s promise
-MODEL_FINGERPRINT = r"^[0-9a-f]{64}$"  # gate.worker.fingerprint's digest: blake3, lowercase hex
 
 
 class ClaimRequest(BaseModel):

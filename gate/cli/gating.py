@@ -194,6 +194,18 @@ def submit(
     raise typer.Exit(report(finished, server, junit_path, json_path))
 
 
+def model_fingerprint(model_dir: Path) -> str:
+    """The fingerprint a worker would record for this folder."""
+    try:
+        from gate.worker import fingerprint, modelref
+    except ImportError:  # blake3 comes with the worker extra
+        raise fail("--model-dir needs the blake3 package: pip install 'gate[worker]' (or blake3)", EXIT_OTHER) from None
+    try:
+        return fingerprint.fingerprint(model_dir.resolve()).digest
+    except (modelref.ModelUnavailable, OSError) as exc:
+        raise fail(f"cannot fingerprint {model_dir}: {exc}", EXIT_OTHER) from None
+
+
 def import_results(
     results: Annotated[Path, typer.Argument(help="lm-eval results_*.json", exists=True, dir_okay=False)],
     server: Server,
@@ -202,6 +214,10 @@ def import_results(
     samples: Annotated[list[Path] | None, typer.Option(help="lm-eval samples_<task>_*.jsonl; repeat")] = None,
     model: Annotated[str | None, typer.Option(help="model name (default: from the results)")] = None,
     backend: Annotated[str | None, typer.Option(help="backend (default: from the results)")] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="the model folder evaluated: its fingerprint is stored with the run", file_okay=False),
+    ] = None,
     junit_path: Junit = None,
     json_path: JsonOut = None,
 ) -> None:
@@ -209,6 +225,8 @@ def import_results(
     files = [("results", (results.name, results.read_bytes(), "application/json"))]
     files += [("samples", (p.name, p.read_bytes(), "application/x-ndjson")) for p in samples or []]
     form = {k: v for k, v in {"baseline": baseline, "model": model, "backend": backend}.items() if v}
+    if model_dir is not None:
+        form["model_fingerprint"] = model_fingerprint(model_dir)
     if context := ci_context():
         form["ci"] = json.dumps(context)
     try:

@@ -140,6 +140,7 @@ def import_results(
     files: dict[str, bytes],
     submitted_by: str | None,
     ci_context: dict[str, Any] | None = None,
+    model_fingerprint: str | None = None,
 ) -> Run:
     """A run made by hand: create it finished, with its scores and verdict."""
     baseline = _baseline_for(session, baseline_name)
@@ -157,6 +158,7 @@ def import_results(
         max_attempts=0,
         submitted_by=submitted_by,
         ci_context=ci_context,
+        model_fingerprint=model_fingerprint,
         created_at=now,
         started_at=now,
     )
