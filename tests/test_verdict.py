@@ -133,3 +133,12 @@ def test_healthy_fail_rate_matches_normal_tails() -> None:
     assert stats.healthy_fail_rate(1.96, 1.0, two_sided=True) == pytest.approx(0.05, abs=1e-4)
     assert stats.healthy_fail_rate(1.645, 1.0, two_sided=False) == pytest.approx(0.05, abs=1e-3)
     assert math.isclose(stats.proportion_stderr(0.5, 101), 0.05)
+
+
+def test_the_weights_are_named_only_when_both_fingerprints_are_known() -> None:
+    same, different, unknown = (judge(candidate(0.70), GSM8K, same_weights=s) for s in (True, False, None))
+    assert [n[:18] for n in same.notes if "weights" in n] == ["identical weights:"]
+    assert [n[:18] for n in different.notes if "weights" in n] == ["different weights:"]
+    assert [n for n in unknown.notes if "weights" in n] == []
+    assert (same.same_weights, different.same_weights, unknown.same_weights) == (True, False, None)
+    assert same.outcome is different.outcome is unknown.outcome is Outcome.PASS  # a note, never a verdict
