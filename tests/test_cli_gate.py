@@ -145,3 +145,32 @@ def test_import_exit_codes(tmp_path: Path, gold_run_927, gold_run_880, tiny_smok
             gate("import", str(gold_run_927[0]), "--baseline", BASELINE, token="wrong", server_url=s.url).returncode
             == 2
         )
+
+
+def test_import_records_the_fingerprint_of_a_model_folder(tmp_path: Path, gold_run_927, tiny_model: Path) -> None:
+    from gate.worker.fingerprint import fingerprint
+
+    results, samples = gold_run_927
+    with server(f"sqlite:///{tmp_path / 'gate.db'}", tmp_path) as s:
+        token = Api(s).headers["submit"]["Authorization"].split()[1]
+        args = ["import", str(results), "--samples", str(samples[0]), "--baseline", BASELINE, "--model", "acme/port"]
+        done = gate(
+            *args,
+            "--model-dir",
+            str(tiny_model),
+            "--junit",
+            str(tmp_path / "gate.xml"),
+            "--json",
+            str(tmp_path / "gate.json"),
+            token=token,
+            server_url=s.url,
+        )
+        assert done.returncode == 0, done.stderr
+        missing = gate(*args, "--model-dir", str(tmp_path / "nowhere"), token=token, server_url=s.url)
+    expected = fingerprint(tiny_model).digest
+    assert f"model fingerprint {expected}" in done.stdout
+    prop = ElementTree.parse(tmp_path / "gate.xml").getroot().find("testsuite/properties/property")
+    assert (prop.get("name"), prop.get("value")) == ("model_fingerprint", expected)
+    report = json.loads((tmp_path / "gate.json").read_text())
+    assert report["model_fingerprint"] == report["run"]["model_fingerprint"] == expected
+    assert missing.returncode == 2 and "holds no model files" in missing.stderr

@@ -142,21 +142,22 @@ def test_code_tasks_run_on_sandboxed_workers_with_the_flag() -> None:
     assert "--confirm_run_unsafe_code" not in build(run("hf"), "/m", config).argv
 
 
-def test_cache_is_per_model_revision_backend_and_device() -> None:
-    base = cache_key("m", None, "vllm", "cuda")
-    assert (
-        len(
-            {
-                base,
-                cache_key("m2", None, "vllm", "cuda"),
-                cache_key("m", "r1", "vllm", "cuda"),
-                cache_key("m", None, "vllm-ascend", "cuda"),
-                cache_key("m", None, "vllm", "npu"),
-            }
-        )
-        == 5
-    )
-    assert base == cache_key("m", None, "vllm", "cuda")
+def test_cache_is_per_model_content_backend_device_and_model_args() -> None:
+    a, b = "a" * 64, "b" * 64
+    plain = RunOptions()
+    base = cache_key(a, "vllm", "cuda", plain)
+    variants = {
+        base,
+        cache_key(b, "vllm", "cuda", plain),
+        cache_key(a, "vllm-ascend", "cuda", plain),
+        cache_key(a, "vllm", "npu", plain),
+        cache_key(a, "vllm", "cuda", RunOptions.model_validate({"model_args": {"dtype": "float16"}})),
+        cache_key(a, "vllm", "cuda", RunOptions.model_validate({"model_args": {"tensor_parallel_size": 2}})),
+        cache_key(a, "vllm", "cuda", RunOptions.model_validate({"batch_size": 8})),
+    }
+    assert len(variants) == 7
+    # the same content and settings share a cache; options that do not reach the model do not split it
+    assert base == cache_key(a, "vllm", "cuda", RunOptions.model_validate({"limit": 5, "num_fewshot": 3}))
 
 
 def test_failure_classes() -> None:

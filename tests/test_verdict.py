@@ -142,3 +142,12 @@ def test_a_reference_with_every_document_right_is_judged_without_dividing_by_zer
     verdict = judge(candidate(1.0), perfect)
     assert verdict.outcome is Outcome.PASS and verdict.min_detectable_drop_pp is None
     assert "the baseline scored 1: its standard error is 0, so the band has no size in SE" in verdict.notes
+
+
+def test_the_weights_are_named_only_when_both_fingerprints_are_known() -> None:
+    same, different, unknown = (judge(candidate(0.70), GSM8K, same_weights=s) for s in (True, False, None))
+    assert [n[:18] for n in same.notes if "weights" in n] == ["identical weights:"]
+    assert [n[:18] for n in different.notes if "weights" in n] == ["different weights:"]
+    assert [n for n in unknown.notes if "weights" in n] == []
+    assert (same.same_weights, different.same_weights, unknown.same_weights) == (True, False, None)
+    assert same.outcome is different.outcome is unknown.outcome is Outcome.PASS  # a note, never a verdict

@@ -13,7 +13,17 @@ from starlette.concurrency import run_in_threadpool
 
 from gate.api import edge
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter, write_turn
-from gate.api.schemas import CIContext, RunCreate, RunDetail, RunOut, RunPage, SampleOut, Status, VerdictName
+from gate.api.schemas import (
+    MODEL_FINGERPRINT,
+    CIContext,
+    RunCreate,
+    RunDetail,
+    RunOut,
+    RunPage,
+    SampleOut,
+    Status,
+    VerdictName,
+)
 from gate.api.uploads import parse_upload
 from gate.core import results as lmeval
 from gate.core import targets
@@ -140,6 +150,7 @@ def export_runs(
             "status": r.status,
             "verdict": r.verdict,
             "baseline": r.baseline.name if r.baseline else None,
+            "model_fingerprint": r.model_fingerprint,
             "created_at": r.created_at.isoformat(),
             "finished_at": r.finished_at.isoformat() if r.finished_at else None,
             "task": s.task,
@@ -175,6 +186,9 @@ async def import_run(
     backend: Annotated[str | None, Form(max_length=32)] = None,
     baseline: Annotated[str | None, Form(max_length=200)] = None,
     ci: Annotated[str | None, Form(description="CI context as JSON")] = None,
+    model_fingerprint: Annotated[
+        str | None, Form(pattern=MODEL_FINGERPRINT, description="the model's fingerprint (gate import --model-dir)")
+    ] = None,
 ) -> RunDetail:
     """Upload a run made by hand: creates a finished run, its scores and its verdict."""
     parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
@@ -205,6 +219,7 @@ async def import_run(
                 files=files,
                 submitted_by=principal.name,
                 ci_context=ci_context,
+                model_fingerprint=model_fingerprint,
             )
             return RunDetail.full(run, sorted(files))
 

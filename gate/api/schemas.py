@@ -12,6 +12,7 @@ from gate.core import profile
 from gate.store.models import MAX_ID, Baseline, Run, SampleRecord, Worker
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+MODEL_FINGERPRINT = r"^[0-9a-f]{64}$"  # gate.worker.fingerprint's digest: blake3, lowercase hex
 VerdictName = Literal["pass", "fail", "not_comparable"]
 
 
@@ -91,6 +92,7 @@ class RunOut(BaseModel):
     finished_at: datetime | None
     progress: dict[str, int | None]
     failure_reason: str | None
+    model_fingerprint: str | None = Field(description="blake3 of the model files the worker evaluated")
     url: str
 
     @classmethod
@@ -112,6 +114,7 @@ class RunOut(BaseModel):
             finished_at=run.finished_at,
             progress={"done": run.progress_done, "total": run.progress_total},
             failure_reason=run.failure_reason,
+            model_fingerprint=run.model_fingerprint,
             url=f"/api/v1/runs/{run.id}",
         )
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, WorkerAuth, write_turn
-from gate.api.schemas import RunOut, WorkerOut
+from gate.api.schemas import MODEL_FINGERPRINT, RunOut, WorkerOut
 from gate.api.uploads import parse_upload
 from gate.errors import InvalidInput
 from gate.store import runs
@@ -75,6 +75,7 @@ class Failure(BaseModel):
     kind: Literal["infrastructure", "user", "timeout"]
     log_tail: str | None = Field(default=None, max_length=200_000)
     environment: dict[str, Any] | None = None
+    model_fingerprint: str | None = Field(default=None, pattern=MODEL_FINGERPRINT)
 
 
 class Release(BaseModel):
@@ -199,6 +200,7 @@ async def complete(
     samples: Annotated[list[UploadFile] | None, File()] = None,
     environment: Annotated[str | None, Form(max_length=100_000)] = None,
     log_tail: Annotated[str | None, Form(max_length=200_000)] = None,
+    model_fingerprint: Annotated[str | None, Form(pattern=MODEL_FINGERPRINT)] = None,
 ) -> RunOut:
     """Upload the attempt's lm-eval results and samples. Idempotent: a replay returns the stored run."""
     parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
@@ -211,7 +213,8 @@ async def complete(
 
     def store() -> RunOut:  # the write lock is taken only once the upload is parsed and checked
         with transaction(request.app.state.sessions, write=True) as session:
-            return RunOut.of(runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail))
+            run = runs.complete(session, run_id, lease, parsed, outcomes, files, env, log_tail, model_fingerprint)
+            return RunOut.of(run)
 
     async with write_turn(request.app):
         return await run_in_threadpool(store)
@@ -220,7 +223,9 @@ async def complete(
 @router.post("/runs/{run_id}/fail", response_model=RunOut)
 def fail(run_id: RunId, body: Failure, session: SessionDep, _: WorkerAuth) -> RunOut:
     """End the attempt: infrastructure failures are retried while attempts remain, others end the run."""
-    run = runs.fail(session, run_id, body.lease, body.reason, body.kind, body.log_tail, body.environment)
+    run = runs.fail(
+        session, run_id, body.lease, body.reason, body.kind, body.log_tail, body.environment, body.model_fingerprint
+    )
     return RunOut.of(run)
 
 

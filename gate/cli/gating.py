@@ -62,6 +62,8 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
         f"run {run['id']} {run['model']} on {run['backend']}: {run['status']}, verdict "
         f"{(run.get('verdict') or 'none').replace('_', ' ')}  ({server.rstrip('/')}/runs/{run['id']})"
     ]
+    if run.get("model_fingerprint"):
+        lines.append(f"  model fingerprint {run['model_fingerprint']}")
     if run["status"] == "failed":
         lines.append(f"  the run did not finish ({run.get('failure_kind')}): {run.get('failure_reason')}")
     if run.get("verdict_reason"):
@@ -84,6 +86,9 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
 def junit(run: dict[str, Any]) -> bytes:
     verdicts = run.get("verdicts", [])
     suite = ElementTree.Element("testsuite", name=f"gate {run['model']}", tests=str(max(len(verdicts), 1)))
+    if run.get("model_fingerprint"):  # properties come first in a JUnit suite
+        properties = ElementTree.SubElement(suite, "properties")
+        ElementTree.SubElement(properties, "property", name="model_fingerprint", value=run["model_fingerprint"])
     failures = skipped = 0
     for v in verdicts:
         d = v["details"]
@@ -122,7 +127,8 @@ def report(run: dict[str, Any], server: str, junit_path: Path | None, json_path:
     if junit_path:
         junit_path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n' + junit(run))
     if json_path:
-        json_path.write_text(json.dumps({"run": run, "exit_code": exit_code(run)}, indent=2))
+        verdict = {"run": run, "model_fingerprint": run.get("model_fingerprint"), "exit_code": exit_code(run)}
+        json_path.write_text(json.dumps(verdict, indent=2))
     return exit_code(run)
 
 
@@ -196,6 +202,18 @@ def submit(
     raise typer.Exit(report(finished, server, junit_path, json_path))
 
 
+def model_fingerprint(model_dir: Path) -> str:
+    """The fingerprint a worker would record for this folder."""
+    try:
+        from gate.worker import fingerprint, modelref
+    except ImportError:  # blake3 comes with the worker extra
+        raise fail("--model-dir needs the blake3 package: pip install 'gate[worker]' (or blake3)", EXIT_OTHER) from None
+    try:
+        return fingerprint.fingerprint(model_dir.resolve()).digest
+    except (modelref.ModelUnavailable, OSError) as exc:
+        raise fail(f"cannot fingerprint {model_dir}: {exc}", EXIT_OTHER) from None
+
+
 def import_results(
     results: Annotated[Path, typer.Argument(help="lm-eval results_*.json", exists=True, dir_okay=False)],
     server: Server,
@@ -204,6 +222,10 @@ def import_results(
     samples: Annotated[list[Path] | None, typer.Option(help="lm-eval samples_<task>_*.jsonl; repeat")] = None,
     model: Annotated[str | None, typer.Option(help="model name (default: from the results)")] = None,
     backend: Annotated[str | None, typer.Option(help="backend (default: from the results)")] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="the model folder evaluated: its fingerprint is stored with the run", file_okay=False),
+    ] = None,
     junit_path: Junit = None,
     json_path: JsonOut = None,
 ) -> None:
@@ -211,6 +233,8 @@ def import_results(
     files = [("results", (results.name, results.read_bytes(), "application/json"))]
     files += [("samples", (p.name, p.read_bytes(), "application/x-ndjson")) for p in samples or []]
     form = {k: v for k, v in {"baseline": baseline, "model": model, "backend": backend}.items() if v}
+    if model_dir is not None:
+        form["model_fingerprint"] = model_fingerprint(model_dir)
     if context := ci_context():
         form["ci"] = json.dumps(context)
     try:

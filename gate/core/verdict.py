@@ -83,6 +83,7 @@ class Verdict:
     paired: Paired | None = None
     reasons: list[str] = field(default_factory=list)  # why "not comparable"
     notes: list[str] = field(default_factory=list)
+    same_weights: bool | None = None  # equal model fingerprints with the reference run; None: unknown
 
 
 def delta_pp(candidate: float, baseline: float) -> Decimal:
@@ -124,7 +125,22 @@ def comparability_problems(candidate: Candidate, reference: Reference) -> list[s
     return problems
 
 
-def judge(candidate: Candidate, reference: Reference, paired: Paired | None = None) -> Verdict:
+def weights_note(same_weights: bool | None) -> str | None:
+    """What the model fingerprints say of a run judged against a reference run; None when either has none."""
+    if same_weights is None:
+        return None
+    if same_weights:
+        return (
+            "identical weights: the run evaluated the same model files as the reference run (equal model "
+            "fingerprints), so any difference comes from the stack (backend, device, settings), not the weights"
+        )
+    return "different weights: the run's model files differ from the reference run's (model fingerprints differ)"
+
+
+def judge(
+    candidate: Candidate, reference: Reference, paired: Paired | None = None, same_weights: bool | None = None
+) -> Verdict:
+    """same_weights: whether the run and the reference run evaluated identical model files (None: unknown)."""
     delta = delta_pp(candidate.value, reference.score)
     n = candidate.n_samples or reference.n_samples
     se = candidate.stderr
@@ -162,6 +178,8 @@ def judge(candidate: Candidate, reference: Reference, paired: Paired | None = No
         )
     if reference.stderr is None and reference.protocol is None:
         notes.append("the interval counts the run's uncertainty only: the published figure gives none")
+    if (note := weights_note(same_weights)) is not None:
+        notes.append(note)
 
     problems = comparability_problems(candidate, reference)
     if problems:
@@ -186,6 +204,7 @@ def judge(candidate: Candidate, reference: Reference, paired: Paired | None = No
         paired=paired,
         reasons=problems,
         notes=notes,
+        same_weights=same_weights,
     )
 
 

@@ -101,6 +101,11 @@ def record(
     session.flush()
 
     outcomes = []
+    same_weights = None
+    if run.baseline is not None and run.baseline.from_run_id is not None:
+        reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == run.baseline.from_run_id))
+        if run.model_fingerprint is not None and reference_fingerprint is not None:
+            same_weights = run.model_fingerprint == reference_fingerprint
     if run.baseline is not None:
         for gated in run.baseline.scores:
             score = parsed.score(gated.task, gated.metric)
@@ -123,7 +128,7 @@ def record(
                     _outcomes(session, run.id, members, flt),
                     _outcomes(session, run.baseline.from_run_id, members, flt),
                 )
-            judged = verdict.judge(candidate, ref, paired)
+            judged = verdict.judge(candidate, ref, paired, same_weights)
             outcomes.append(judged.outcome)
             session.add(
                 TaskVerdict(

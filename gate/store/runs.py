@@ -142,6 +142,7 @@ def import_results(
     files: dict[str, bytes],
     submitted_by: str | None,
     ci_context: dict[str, Any] | None = None,
+    model_fingerprint: str | None = None,
 ) -> Run:
     """A run made by hand: create it finished, with its scores and verdict."""
     baseline = _baseline_for(session, baseline_name)
@@ -159,6 +160,7 @@ def import_results(
         max_attempts=0,
         submitted_by=submitted_by,
         ci_context=ci_context,
+        model_fingerprint=model_fingerprint,
         created_at=now,
         started_at=now,
     )
@@ -341,6 +343,7 @@ def complete(
     files: dict[str, bytes],
     environment: dict[str, Any],
     log_tail: str | None,
+    model_fingerprint: str | None = None,
 ) -> Run:
     """Record the result of this lease, exactly once: a replay of the same upload returns the stored run.
 
@@ -352,6 +355,7 @@ def complete(
     values: dict[str, Any] = {
         "status": RunStatus.SUCCEEDED,
         "result_fingerprint": fingerprint,
+        "model_fingerprint": model_fingerprint,  # this attempt's: the results come from these weights
         "generation_stats": environment.pop("generation", None) or None,
         "progress_done": evaluated,
         "progress_total": evaluated,
@@ -377,6 +381,7 @@ def fail(
     kind: str,
     log_tail: str | None = None,
     environment: dict[str, Any] | None = None,
+    model_fingerprint: str | None = None,
 ) -> Run:
     """End an attempt. Infrastructure failures go back to the queue while attempts remain."""
     report: dict[str, Any] = {}
@@ -384,6 +389,8 @@ def fail(
         report["log_tail"] = _tail(log_tail)
     if environment:
         report["environment"] = environment
+    if model_fingerprint is not None:
+        report["model_fingerprint"] = model_fingerprint
     live = _live(token)
     retry = (*live, Run.attempts < Run.max_attempts)
     if kind == "infrastructure" and (run := _transition(session, run_id, *retry, **report, **_requeued(reason))):

@@ -180,7 +180,12 @@ def comparison(session: Session, a: Run, b: Run, only_flips: bool = True) -> dic
         for key in sorted(sample_a.keys() & sample_b.keys(), key=lambda k: sample_a[k].doc_id):
             if sample_a[key].correct != sample_b[key].correct:
                 flips.append({"task": row["task"], "metric": row["metric"], "a": sample_a[key], "b": sample_b[key]})
-    return {"a": a, "b": b, "rows": rows, "flips": flips, "paired": paired}
+    same_weights = (
+        None
+        if a.model_fingerprint is None or b.model_fingerprint is None
+        else (a.model_fingerprint == b.model_fingerprint)
+    )
+    return {"a": a, "b": b, "rows": rows, "flips": flips, "paired": paired, "same_weights": same_weights}
 
 
 def _samples(session: Session, run_id: int, task: str, flt: str) -> dict[str, SampleRecord]:

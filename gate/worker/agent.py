@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
 
 from gate.core.options import RunOptions
-from gate.worker import command, environment, generation, modelref
+from gate.worker import command, environment, fingerprint, generation, modelref
 from gate.worker.client import GateClient, LeaseLost, ServerRefused
 from gate.worker.process import Evaluation
 from gate.worker.renewal import Renewal
@@ -145,24 +146,32 @@ class Agent:
             return "not started"
         # taken after the reply (retries may precede it): the fence leaves a fifth of the lease for that latency
         with Renewal(self.client, run_id, lease, timing.heartbeat_s, time.monotonic()) as renewal:
+            model_fingerprint = None
             try:
                 options = RunOptions.model_validate(claimed.get("options") or {})
                 model_path = modelref.resolve(claimed["model"], self.config.work_dir / "models")
-                cache = (
-                    self.config.work_dir
-                    / "cache"
-                    / command.cache_key(
-                        claimed["model"], options.model_args.revision, self.config.backend, self.info["device"]["kind"]
+                cache_path = None  # no fingerprint, no cache: answers cached under a name could be another model's
+                if self.config.backend != "openai":  # an OpenAI-compatible server's weights are out of sight
+                    folder = modelref.local_folder(model_path, options.model_args.revision)
+                    model_fingerprint = self._fingerprint(folder)
+                    key = command.cache_key(
+                        model_fingerprint, self.config.backend, self.info["device"]["kind"], options
                     )
-                )
-                cache.mkdir(parents=True, exist_ok=True)
-                invocation = command.build(claimed, model_path, self.config, cache / "responses")
+                    cache = self.config.work_dir / "cache" / key
+                    cache.mkdir(parents=True, exist_ok=True)
+                    cache_path = cache / "responses"
+                invocation = command.build(claimed, model_path, self.config, cache_path)
             except (command.RefusedRun, modelref.ModelUnavailable, ValidationError, ValueError) as exc:
-                return self._report_failure(run_id, lease, str(exc), "user", "")
-            if lost := _lost(renewal, timing):  # the lease went while the model was fetched
+                return self._report_failure(run_id, lease, str(exc), "user", "", model_fingerprint)
+            if lost := _lost(renewal, timing):  # the lease went while the model was fetched or fingerprinted
                 log.warning("run %s: not starting, the lease is %s", run_id, lost)
                 return lost
-            return self._supervise(claimed, timing, renewal, options, model_path, invocation)
+            return self._supervise(claimed, timing, renewal, options, model_path, invocation, model_fingerprint)
+
+    def _fingerprint(self, folder: Path) -> str:
+        """The model's fingerprint (the renewal thread keeps the lease: a large checkpoint on a slow disk takes
+        minutes the first time)."""
+        return fingerprint.fingerprint(folder, self.config.work_dir / "fingerprints.json").digest
 
     def _supervise(
         self,
@@ -172,6 +181,7 @@ class Agent:
         options: RunOptions,
         model_path: str,
         invocation: command.Invocation,
+        model_fingerprint: str | None,
     ) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         evaluation = Evaluation(invocation, invocation.output_dir / "lm_eval.log")
@@ -206,12 +216,17 @@ class Agent:
             log.info("run %s: evaluation stopped (%s)", run_id, outcome)
             if outcome == "timeout":
                 return self._report_failure(
-                    run_id, lease, f"time limit of {time_limit:g} s reached", "timeout", evaluation.log_tail
+                    run_id,
+                    lease,
+                    f"time limit of {time_limit:g} s reached",
+                    "timeout",
+                    evaluation.log_tail,
+                    model_fingerprint,
                 )
             if outcome == "drained":
                 self._hand_back(run_id, lease)
             return outcome  # cancelled, lost or fenced: another attempt (or nobody) owns the run now
-        return self._finish(claimed, options, model_path, invocation, evaluation)
+        return self._finish(claimed, options, model_path, invocation, evaluation, model_fingerprint)
 
     def _hand_back(self, run_id: int, lease: str) -> None:
         try:
@@ -240,20 +255,19 @@ class Agent:
         model_path: str,
         invocation: command.Invocation,
         evaluation: Evaluation,
+        model_fingerprint: str | None,
     ) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         code = evaluation.wait()
         tail = evaluation.log_tail
         if code != 0:
-            return self._report_failure(
-                run_id, lease, f"lm-eval exited with {code}: {_last_error(tail)}", classify(code, tail), tail
-            )
+            reason = f"lm-eval exited with {code}: {_last_error(tail)}"
+            return self._report_failure(run_id, lease, reason, classify(code, tail), tail, model_fingerprint)
         results = sorted(invocation.output_dir.rglob("results_*.json"))
         samples = sorted(invocation.output_dir.rglob("samples_*.jsonl"))
         if len(results) != 1:
-            return self._report_failure(
-                run_id, lease, f"lm-eval wrote {len(results)} results files, expected 1", "infrastructure", tail
-            )
+            reason = f"lm-eval wrote {len(results)} results files, expected 1"
+            return self._report_failure(run_id, lease, reason, "infrastructure", tail, model_fingerprint)
         env = {
             **self.info,
             "generation": generation.truncation(
@@ -264,19 +278,22 @@ class Agent:
             ),
         }
         try:
-            self.client.complete(run_id, lease, results[0], samples, env, tail)
+            self.client.complete(run_id, lease, results[0], samples, env, tail, model_fingerprint)
         except LeaseLost as exc:
             log.warning("run %s: result refused, the lease is gone: %s", run_id, exc)
             return "lost"
         except ServerRefused as exc:
-            return self._report_failure(run_id, lease, f"the server refused the results: {exc}", "user", tail)
+            reason = f"the server refused the results: {exc}"
+            return self._report_failure(run_id, lease, reason, "user", tail, model_fingerprint)
         log.info("run %s: results recorded", run_id)
         return "completed"
 
-    def _report_failure(self, run_id: int, lease: str, reason: str, kind: str, tail: str) -> str:
+    def _report_failure(
+        self, run_id: int, lease: str, reason: str, kind: str, tail: str, model_fingerprint: str | None = None
+    ) -> str:
         log.warning("run %s failed (%s): %s", run_id, kind, reason)
         try:
-            self.client.fail(run_id, lease, reason, kind, tail, self.info)
+            self.client.fail(run_id, lease, reason, kind, tail, self.info, model_fingerprint)
         except (LeaseLost, ServerRefused, ConnectionError) as exc:
             log.warning("run %s: failure not recorded: %s", run_id, exc)
         return f"failed:{kind}"

@@ -117,15 +117,31 @@ class GateClient:
         return response.json()["state"]
 
     def complete(
-        self, run_id: int, lease: str, results: Path, samples: list[Path], environment: dict[str, Any], log_tail: str
+        self,
+        run_id: int,
+        lease: str,
+        results: Path,
+        samples: list[Path],
+        environment: dict[str, Any],
+        log_tail: str,
+        model_fingerprint: str | None = None,
     ) -> dict[str, Any]:
         files = [("results", (results.name, results.read_bytes(), "application/json"))]
         files += [("samples", (p.name, p.read_bytes(), "application/x-ndjson")) for p in samples]
         data = {"lease": lease, "environment": json.dumps(environment), "log_tail": log_tail}
+        if model_fingerprint is not None:
+            data["model_fingerprint"] = model_fingerprint
         return self._request("POST", f"/api/v1/workers/runs/{run_id}/complete", files=files, data=data).json()
 
     def fail(
-        self, run_id: int, lease: str, reason: str, kind: str, log_tail: str, environment: dict[str, Any] | None = None
+        self,
+        run_id: int,
+        lease: str,
+        reason: str,
+        kind: str,
+        log_tail: str,
+        environment: dict[str, Any] | None = None,
+        model_fingerprint: str | None = None,
     ) -> dict[str, Any]:
         body = {
             "lease": lease,
@@ -134,6 +150,8 @@ class GateClient:
             "log_tail": log_tail,
             "environment": environment,
         }
+        if model_fingerprint is not None:
+            body["model_fingerprint"] = model_fingerprint
         return self._request("POST", f"/api/v1/workers/runs/{run_id}/fail", json=body).json()
 
     def release(self, run_id: int, lease: str) -> dict[str, Any]:

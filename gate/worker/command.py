@@ -7,6 +7,7 @@ no server input it turns into a command line.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,15 @@ def environment(config: WorkerConfig) -> dict[str, str]:
     return env
 
 
-def cache_key(model: str, revision: str | None, backend: str, device_kind: str) -> str:
-    """lm-eval's response cache ignores the model: one cache per model, revision, backend and device kind."""
-    return hashlib.sha256(f"{model}\0{revision}\0{backend}\0{device_kind}".encode()).hexdigest()[:16]
+def cache_key(model_fingerprint: str, backend: str, device_kind: str, options: RunOptions) -> str:
+    """lm-eval's response cache is keyed on the prompt alone: one cache per model content (its fingerprint, never
+    its path), backend, device kind, model arguments and batch size. Every model argument counts: dtype and
+    tensor parallelism change the numbers, and so does batching (memory utilisation, batch size)."""
+    answers_depend_on = {
+        "model": model_fingerprint,
+        "backend": backend,
+        "device": device_kind,
+        "model_args": options.model_args.model_dump(exclude_none=True),
+        "batch_size": options.batch_size,
+    }
+    return hashlib.sha256(json.dumps(answers_depend_on, sort_keys=True).encode()).hexdigest()[:16]

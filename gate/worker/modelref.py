@@ -33,3 +33,22 @@ def resolve(reference: str, cache_dir: Path | None = None) -> str:
             raise ModelUnavailable(f"model path {path} does not exist on this worker")
         return str(path.resolve())
     return reference
+
+
+def local_folder(resolved: str, revision: str | None = None) -> Path:
+    """The folder of files a resolved reference loads: a local path as it is, a hub id from the local hub cache
+    (workers run offline, so a model must be downloaded before it is evaluated)."""
+    if Path(resolved).is_absolute() or Path(resolved).is_dir():  # transformers, too, loads an existing folder first
+        return Path(resolved).absolute()
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError
+    except ImportError:
+        raise ModelUnavailable(f"{resolved} is a hub id, but huggingface_hub is not installed on this worker") from None
+    try:
+        return Path(snapshot_download(resolved, revision=revision, local_files_only=True))
+    except (OSError, HFValidationError):  # LocalEntryNotFoundError is an OSError
+        raise ModelUnavailable(
+            f"{resolved}{f' at revision {revision}' if revision else ''} is not in this worker's hub cache "
+            "(workers run offline: download it first, or pass a local path)"
+        ) from None
