@@ -182,8 +182,11 @@ def test_draining_worker_claims_nothing_and_hands_back(client: TestClient, auth:
 @pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")  # GateClient's, on a TestClient
 def test_a_run_the_worker_refuses_fails_once_as_the_users_error(client: TestClient, auth: dict, tmp_path: Path) -> None:
     """The agent reports a run it will not execute as the user's failure, with the refusal as the reason: no retry."""
+    model = tmp_path / "port"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
     body = {
-        "model": "acme/port",
+        "model": str(model),
         "backend": "hf",
         "tasks": ["gsm8k"],
         "options": {"model_args": {"trust_remote_code": True}},
