@@ -31,3 +31,16 @@ def test_an_attempt_starts_clean_and_imports_nothing_from_beside_the_worker(
     assert Path(module_file).parent != worker_dir and Path(module_file).name == "secrets.py"
     assert listing == "[]"  # an empty working directory
     assert not list(output.rglob("results_*.json"))
+
+
+def test_progress_counts_the_questions_answered_from_the_cache(tmp_path: Path) -> None:
+    """lm-eval's bar counts only what is left to run after its response cache answered the rest."""
+    lines = [
+        "INFO Cached requests: 8, Requests remaining: 4",
+        "Running generate_until requests:  50%|#####     | 2/4 [00:01<00:01,  2.0it/s]",
+    ]
+    script = "import sys; sys.stdout.write(" + repr("\n".join(lines) + "\n") + ")"
+    output = tmp_path / "attempt-1"
+    evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", script], env={}, output_dir=output), output / "log")
+    assert evaluation.wait(60) == 0
+    assert (evaluation.done, evaluation.total) == (10, 12)

@@ -20,6 +20,8 @@ from gate.worker.command import Invocation
 
 LOG_TAIL_LINES = 200
 PROGRESS = re.compile(r"Running \w+ requests:.*?\|\s*(\d+)/(\d+)")
+# With a response cache, lm-eval's progress bar counts only the requests it still has to run
+CACHED = re.compile(r"Cached requests: (\d+), Requests remaining: (\d+)")
 READ_CHUNK = 65536
 
 
@@ -52,6 +54,7 @@ class Evaluation:
         self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.done: int | None = None
         self.total: int | None = None
+        self._cached = 0  # answered from the response cache, before the progress bar starts
         self.process = subprocess.Popen(
             invocation.argv,
             env={**os.environ, **invocation.env, "PYTHONSAFEPATH": "1"},
@@ -85,8 +88,11 @@ class Evaluation:
         self._log.close()
 
     def _progress(self, frame: str) -> None:
-        if match := PROGRESS.search(frame):
-            self.done, self.total = int(match.group(1)), int(match.group(2))
+        if match := CACHED.search(frame):
+            self._cached = int(match.group(1))
+            self.done, self.total = self._cached, self._cached + int(match.group(2))
+        elif match := PROGRESS.search(frame):
+            self.done, self.total = self._cached + int(match.group(1)), self._cached + int(match.group(2))
 
     def _line(self, line: str) -> None:
         frames = line.split("\r")
