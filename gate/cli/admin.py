@@ -83,7 +83,8 @@ def token_create(
             secret = tokens.create(session, name, scope)
     except GateError as error:
         raise fail(error.message) from None
-    typer.echo(f"token {name!r} with scopes {', '.join(sorted(scope))} (shown once):", err=True)
+    # which database: a token made in another folder's gate.db is a token the server does not know
+    typer.echo(f"token {name!r} with scopes {', '.join(sorted(scope))} in {_database_url()} (shown once):", err=True)
     typer.echo(secret)
 
 
