@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -108,7 +107,7 @@ class Agent:
         log.info("worker %s drained after %d run(s)", self.name, executed)
         return executed
 
-    def _claim(self) -> dict[str, Any] | None:
+    def _claim(self) -> command.ClaimedRun | None:
         self._idle = True
         try:
             return self.client.claim(
@@ -117,7 +116,7 @@ class Agent:
         finally:
             self._idle = False
 
-    def execute(self, claimed: dict[str, Any]) -> str:
+    def execute(self, claimed: command.ClaimedRun) -> str:
         """Run one claimed run to an end. Returns what happened (for logs and tests)."""
         try:
             return self._execute(claimed)
@@ -127,7 +126,7 @@ class Agent:
                 claimed["run_id"], claimed["lease"], f"worker error: {exc!r}", "infrastructure", ""
             )
 
-    def _execute(self, claimed: dict[str, Any]) -> str:
+    def _execute(self, claimed: command.ClaimedRun) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         log.info("run %s attempt %s: %s on %s", run_id, claimed["attempt"], claimed["model"], claimed["tasks"])
         timing = self.timing.within(claimed["lease_s"])
@@ -175,7 +174,7 @@ class Agent:
 
     def _supervise(
         self,
-        claimed: dict[str, Any],
+        claimed: command.ClaimedRun,
         timing: Timing,
         renewal: Renewal,
         options: RunOptions,
@@ -250,7 +249,7 @@ class Agent:
 
     def _finish(
         self,
-        claimed: dict[str, Any],
+        claimed: command.ClaimedRun,
         options: RunOptions,
         model_path: str,
         invocation: command.Invocation,

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from gate.worker.command import ClaimedRun
+
 log = logging.getLogger("gate.worker")
 RETRY_STATUSES = {429, 502, 503, 504}
 DRAIN_RETRY_S = 10.0  # once the worker drains, a failing request is retried this much longer, not 10 minutes
@@ -78,7 +80,7 @@ class GateClient:
 
     def claim(
         self, name: str, backend: str, labels: list[str], info: dict[str, Any], wait_s: float, draining: bool = False
-    ) -> dict[str, Any] | None:
+    ) -> ClaimedRun | None:
         body = {
             "name": name,
             "backend": backend,
@@ -88,7 +90,8 @@ class GateClient:
             "draining": draining,
         }
         response = self._request("POST", "/api/v1/workers/claim", json=body, timeout=wait_s + 30)
-        return None if response.status_code == 204 else response.json()
+        claimed: ClaimedRun | None = None if response.status_code == 204 else response.json()
+        return claimed
 
     def heartbeat(
         self,

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from gate.core.options import CODE_EXECUTING_TASKS, ModelArgs, RunOptions, check_model_ref, check_task
 
@@ -23,6 +23,20 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PA
 
 class RefusedRun(ValueError):
     """The run asks for something this worker does not allow: the user's error, never retried."""
+
+
+class ClaimedRun(TypedDict):
+    """A run as the server hands it to a worker (`POST /workers/claim`); options are validated again here."""
+
+    run_id: int
+    lease: str  # this attempt's lease token: every write carries it
+    lease_expires_at: str
+    lease_s: float  # the lease the server granted: renewals and fencing fit inside it
+    attempt: int
+    model: str
+    backend: str
+    tasks: list[str]
+    options: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ def _gen_kwargs(options: RunOptions) -> str | None:
     return ",".join(f"{k}={v}" for k, v in values.items()) or None
 
 
-def build(run: dict[str, Any], model_path: str, config: WorkerConfig, cache_path: Path | None = None) -> Invocation:
+def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Path | None = None) -> Invocation:
     """The lm-eval command for a claimed run (model, backend, tasks, options as the server sent them)."""
     if run["backend"] != config.backend:
         raise RefusedRun(f"run is for backend {run['backend']}, this worker runs {config.backend}")
