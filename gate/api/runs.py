@@ -16,6 +16,7 @@ from gate.api.deps import Reader, RunId, SessionDep, SettingsDep, Submitter, wri
 from gate.api.schemas import (
     MODEL_FINGERPRINT,
     CIContext,
+    PlainText,
     RunCreate,
     RunDetail,
     RunOut,
@@ -184,7 +185,7 @@ async def import_run(
     samples: Annotated[list[UploadFile] | None, File(description="lm-eval samples_<task>_*.jsonl")] = None,
     model: Annotated[str | None, Form(max_length=500)] = None,
     backend: Annotated[str | None, Form(max_length=32)] = None,
-    baseline: Annotated[str | None, Form(max_length=200)] = None,
+    baseline: Annotated[PlainText | None, Form(max_length=200)] = None,
     ci: Annotated[str | None, Form(description="CI context as JSON")] = None,
     model_fingerprint: Annotated[
         str | None, Form(pattern=MODEL_FINGERPRINT, description="the model's fingerprint (gate import --model-dir)")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from gate.core import options as opts
 from gate.core import profile
+from gate.core.results import CONTROL
 from gate.store.models import MAX_ID, Baseline, Run, SampleRecord, Worker
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -16,14 +17,24 @@ MODEL_FINGERPRINT = r"^[0-9a-f]{64}$"  # gate.worker.fingerprint's digest: blake
 VerdictName = Literal["pass", "fail", "not_comparable"]
 
 
+def _plain(value: str) -> str:
+    # Postgres text cannot hold NUL, and no name or URL gate stores needs a control character
+    if CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_plain)]
+
+
 class CIContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    repository: str | None = Field(default=None, max_length=300)
-    commit: str | None = Field(default=None, max_length=100)
-    branch: str | None = Field(default=None, max_length=300)
-    pipeline_url: str | None = Field(default=None, max_length=1000)
-    provider: str | None = Field(default=None, max_length=50)
+    repository: PlainText | None = Field(default=None, max_length=300)
+    commit: PlainText | None = Field(default=None, max_length=100)
+    branch: PlainText | None = Field(default=None, max_length=300)
+    pipeline_url: PlainText | None = Field(default=None, max_length=1000)
+    provider: PlainText | None = Field(default=None, max_length=50)
 
 
 class RunCreate(BaseModel):
@@ -32,14 +43,14 @@ class RunCreate(BaseModel):
     model: str = Field(
         description="hub or ModelScope id, or a path on the worker", examples=["Qwen/Qwen3-4B-Thinking-2507"]
     )
-    baseline: str | None = Field(default=None, max_length=200, examples=["qwen3-4b-thinking-2507"])
+    baseline: PlainText | None = Field(default=None, max_length=200, examples=["qwen3-4b-thinking-2507"])
     tasks: list[str] = Field(default_factory=lambda: ["gsm8k"], min_length=1, max_length=32)
     backend: opts.Backend = "vllm"
     labels: list[str] = Field(default_factory=list, max_length=16)
     priority: int = Field(default=0, ge=-100, le=100)
     options: opts.RunOptions = Field(default_factory=opts.RunOptions)
     ci: CIContext | None = None
-    callback_url: str | None = Field(default=None, max_length=2000, description="notified when the run ends")
+    callback_url: PlainText | None = Field(default=None, max_length=2000, description="notified when the run ends")
 
     @field_validator("model")
     @classmethod
