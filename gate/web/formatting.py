@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from jinja2 import Environment
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 ABSENT = "—"
 THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
@@ -151,4 +151,3 @@ def install(env: Environment) -> None:
     """Register the filters on the dashboard's Jinja environment (gate.app.create_app calls this)."""
     env.filters.update(FILTERS)
     env.globals["split_thinking"] = split_thinking
-    env.globals["escape"] = escape
