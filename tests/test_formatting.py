@@ -64,7 +64,14 @@ def test_duration(seconds: float, shown: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(5.9, "5 s ago"), (-1, "0 s ago"), (59.9, "59 s ago"), (125, "2 min ago"), (7200, "2 h ago"), (86400, "1 day ago")],
+    [
+        (5.9, "5 s ago"),
+        (-1, "0 s ago"),
+        (59.9, "59 s ago"),
+        (125, "2 min ago"),
+        (7200, "2 h ago"),
+        (86400, "1 day ago"),
+    ],
 )
 def test_ago(seconds: float, shown: str) -> None:
     assert formatting.ago(seconds) == shown

@@ -114,7 +114,7 @@ def dates(xs: list[float], times: Sequence[datetime | None]) -> tuple[list[DateT
             found.append(DateTick(x=x, label=label))
     if len(found) > MAX_DATE_TICKS:
         stride = math.ceil((len(found) - 1) / (MAX_DATE_TICKS - 1))
-        found = found[:-1:stride][: MAX_DATE_TICKS - 1] + [found[-1]]
+        found = [*found[:-1:stride][: MAX_DATE_TICKS - 1], found[-1]]
     axis = f"time of run on {known[0][1]:%Y-%m-%d} (UTC)" if one_day else "date of run (UTC)"
     return found, axis
 

@@ -39,7 +39,7 @@ def number(v: float | int | None, decimals: int | None = None) -> str:
 
 
 def signed(v: float | None, decimals: int = 2) -> str:
-    """A signed number with a true minus sign (−), as deltas are printed."""
+    """A signed number with a true minus sign (U+2212), as deltas are printed."""
     if v is None:
         return ABSENT
     return f"{v:+.{decimals}f}".replace("-", "\u2212")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from gate.core import stats
+from gate.core import stats as gate_stats
 from gate.core import verdict as gate_verdict
 from gate.errors import NotFound
 from gate.store import baselines, queries
@@ -124,16 +124,14 @@ def spreads(run: Run) -> dict[str, Spread]:
             continue
         healthy_pp = math.sqrt(baseline * (1 - baseline) / n) * 100
         reference_pp = (reference.stderr or 0.0) * 100 if reference else 0.0
-        found[v.task] = Spread(healthy_pp, stats.delta_interval(v.delta_pp, healthy_pp, reference_pp), True)
+        found[v.task] = Spread(healthy_pp, gate_stats.delta_interval(v.delta_pp, healthy_pp, reference_pp), True)
     return found
 
 
 def gated_verdicts(session: Session, run_ids: list[int]) -> dict[int, TaskVerdict]:
     """The first gated task's verdict of each run (its score, delta and baseline), in one query."""
     found: dict[int, TaskVerdict] = {}
-    for verdict in session.scalars(
-        select(TaskVerdict).where(TaskVerdict.run_id.in_(run_ids)).order_by(TaskVerdict.id)
-    ):
+    for verdict in session.scalars(select(TaskVerdict).where(TaskVerdict.run_id.in_(run_ids)).order_by(TaskVerdict.id)):
         found.setdefault(verdict.run_id, verdict)
     return found
 
