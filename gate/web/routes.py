@@ -14,7 +14,7 @@ from gate.core import profile
 from gate.errors import InvalidInput
 from gate.store import notifications, queries, runs, tokens
 from gate.store.models import MAX_ID
-from gate.web import views
+from gate.web import formatting, views
 from gate.web.static import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -24,7 +24,10 @@ QueryRunId = Annotated[int, Query(ge=1, le=MAX_ID)]
 
 
 def render(request: Request, name: str, **context: Any) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(request, name, context)
+    templates = request.app.state.templates
+    if "when" not in templates.env.filters:  # until create_app installs them itself
+        formatting.install(templates.env)
+    return templates.TemplateResponse(request, name, context)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -34,7 +37,7 @@ def overview(request: Request, session: SessionDep, settings: SettingsDep, _: Re
         "overview.html",
         latest=views.latest_verdicts(session),
         active=views.active_runs(session),
-        workers=views.workers(session, settings.worker_offline_after_s),
+        workers=views.workers(session, settings.worker_offline_after_s, settings.lease_s),
         public_url=settings.public_url,
     )
 
@@ -66,7 +69,10 @@ def run_list(
     )
     page, next_cursor = queries.list_runs(session, flt, limit=PAGE, cursor=cursor)
     filters = {k: v for k, v in {"model": model, "task": task, "status": status, "verdict": verdict}.items() if v}
-    return render(request, "runs.html", runs=page, next_cursor=next_cursor, filters=filters, since=since, until=until)
+    gated = views.gated_verdicts(session, [r.id for r in page])
+    return render(
+        request, "runs.html", runs=page, gated=gated, next_cursor=next_cursor, filters=filters, since=since, until=until
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -97,6 +103,7 @@ def run_report(
         files=queries.artifact_names(session, run_id),
         deliveries=notifications.for_run(session, run_id),
         truncation=views.truncation(run),
+        spreads=views.spreads(run),
     )
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from gate.core import stats as gate_stats
 from gate.core import verdict as gate_verdict
 from gate.errors import NotFound
 from gate.store import baselines, queries
-from gate.store.models import Baseline, BaselineScore, Run, RunStatus, SampleRecord, Score, Worker, utcnow
+from gate.store.models import Baseline, BaselineScore, Run, RunStatus, SampleRecord, Score, TaskVerdict, Worker, utcnow
 from gate.web import chart
 
 TRUNCATION_WARN_SHARE = 0.1  # above this share of answers at the token cap the score says more about the cap
@@ -45,18 +47,21 @@ def active_runs(session: Session) -> list[Run]:
     )
 
 
-def workers(session: Session, offline_after_s: float) -> list[dict[str, Any]]:
-    busy = dict(session.execute(select(Run.worker_id, Run.id).where(Run.status == RunStatus.RUNNING)).all())
+def workers(session: Session, offline_after_s: float, lease_s: float) -> list[dict[str, Any]]:
+    """Each worker with the last time it was heard from. A busy worker renews its run's lease, not its own row
+    (Worker.last_seen_at moves only when it asks for work), so its last word is the lease's last renewal."""
+    running = session.execute(
+        select(Run.worker_id, Run.id, Run.lease_expires_at).where(Run.status == RunStatus.RUNNING)
+    ).all()
+    busy = {worker_id: (run_id, expires) for worker_id, run_id, expires in running}
     now = utcnow()
-    return [
-        {
-            "worker": w,
-            "online": (now - w.last_seen_at).total_seconds() < offline_after_s,
-            "run_id": busy.get(w.id),
-            "seen_s_ago": int((now - w.last_seen_at).total_seconds()),
-        }
-        for w in session.scalars(select(Worker).order_by(Worker.name))
-    ]
+    found = []
+    for w in session.scalars(select(Worker).order_by(Worker.name)):
+        run_id, expires = busy.get(w.id, (None, None))
+        seen = max(w.last_seen_at, expires - timedelta(seconds=lease_s)) if expires is not None else w.last_seen_at
+        seen_s = max((now - seen).total_seconds(), 0.0)
+        found.append({"worker": w, "online": seen_s < offline_after_s, "run_id": run_id, "seen_s_ago": seen_s})
+    return found
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,48 @@ def truncation(run: Run) -> dict[str, Truncation]:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """The standard error and 95 % interval of a gated delta, as the run report shows them."""
+
+    se_pp: float | None
+    interval: tuple[float, float] | None
+    from_baseline: bool  # the run's own SE was 0 or missing: the baseline's binomial SE at the run's n stands in
+
+
+def spreads(run: Run) -> dict[str, Spread]:
+    """Per gated task. A score of 0 or 1 has a sample SE of 0, and a zero-width interval would claim certainty that
+    a handful of questions cannot give: the SE a healthy run would have (the verdict's note) is shown instead."""
+    found = {}
+    references = {s.task: s for s in (run.baseline.scores if run.baseline else [])}
+    for v in run.verdicts:
+        d = v.details
+        se_pp = d.get("candidate_stderr_pp")
+        if se_pp:
+            interval = d.get("delta_ci95_pp")
+            found[v.task] = Spread(se_pp, tuple(interval) if interval else None, False)
+            continue
+        reference = references.get(v.task)
+        score = next((s for s in run.scores if s.task == v.task and s.metric == d.get("metric")), None)
+        n = (score.n_samples if score else None) or (reference.n_samples if reference else None)
+        baseline = d.get("baseline")
+        if not n or baseline is None or not 0 < baseline < 1:
+            found[v.task] = Spread(None, None, False)
+            continue
+        healthy_pp = math.sqrt(baseline * (1 - baseline) / n) * 100
+        reference_pp = (reference.stderr or 0.0) * 100 if reference else 0.0
+        found[v.task] = Spread(healthy_pp, gate_stats.delta_interval(v.delta_pp, healthy_pp, reference_pp), True)
+    return found
+
+
+def gated_verdicts(session: Session, run_ids: list[int]) -> dict[int, TaskVerdict]:
+    """The first gated task's verdict of each run (its score, delta and baseline), in one query."""
+    found: dict[int, TaskVerdict] = {}
+    for verdict in session.scalars(select(TaskVerdict).where(TaskVerdict.run_id.in_(run_ids)).order_by(TaskVerdict.id)):
+        found.setdefault(verdict.run_id, verdict)
+    return found
+
+
+@dataclass(frozen=True)
 class ChartPoint:
     x: float
     y: float
@@ -107,6 +154,7 @@ def history_chart(
         gated.score if gated else None,
         gated.tolerance_pp if gated else None,
         gated.two_sided if gated else True,
+        [p.at for p in points],
     )
     plotted = [
         ChartPoint(x=x, y=y, run_id=p.run_id, value=p.value, verdict=p.verdict or "none", at=p.at)
