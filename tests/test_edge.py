@@ -58,7 +58,8 @@ def test_nul_in_sample_text_is_stored_on_both_databases(client: TestClient, auth
     }
     lines = [
         {"doc_id": i, "filter": "strict-match", "exact_match": float(i), "filtered_resps": ["4\x002"],
-         "target": "#### 42", "doc": {"question": "a\x00b"}, "doc_hash": f"h{i}"}
+         "target": "#### 42", "doc": {"question": "a\x00b"}, "doc_hash": f"h{i}",
+         "resps": [["<think>six times seven</think> The answer is 4\x002."]]}
         for i in range(2)
     ]  # fmt: skip
     files = [
@@ -69,3 +70,4 @@ def test_nul_in_sample_text_is_stored_on_both_databases(client: TestClient, auth
     assert response.status_code == 201, response.text
     (sample, _) = client.get(f"/api/v1/runs/{response.json()['id']}/samples", headers=auth["read"]).json()
     assert (sample["filtered_answer"], sample["question"]) == ("4\ufffd2", "a\ufffdb")
+    assert sample["raw_output"] == "<think>six times seven</think> The answer is 4\ufffd2."  # kept for the report

@@ -50,7 +50,7 @@ def make_upload(score: float) -> Upload:
         }
     ).encode()
     samples = [
-        SampleOutcome("gsm8k", "strict-match", doc_id, f"h{doc_id}", doc_id % 2 == 0, "42", "42", None)
+        SampleOutcome("gsm8k", "strict-match", doc_id, f"h{doc_id}", doc_id % 2 == 0, "42", "42", None, None)
         for doc_id in range(2)
     ]
     return Upload(parse_results(content), samples, {"results.json": content})

@@ -63,7 +63,7 @@ def test_custom_tolerance() -> None:
 def test_limit_and_partial_runs_are_not_comparable() -> None:
     smoke = judge(candidate(0.703, limit=8.0, n_effective=8), GSM8K)
     assert smoke.outcome is Outcome.NOT_COMPARABLE
-    assert any("limit=8.0" in r for r in smoke.reasons)
+    assert any("limit=8:" in r for r in smoke.reasons)
     partial = judge(candidate(0.703, n_effective=1000), GSM8K)
     assert partial.outcome is Outcome.NOT_COMPARABLE
 

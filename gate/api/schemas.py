@@ -187,6 +187,7 @@ class SampleOut(BaseModel):
     filtered_answer: str
     target: str
     question: str | None
+    raw_output: str | None
 
     @classmethod
     def of(cls, s: SampleRecord) -> SampleOut:
@@ -199,6 +200,7 @@ class SampleOut(BaseModel):
             filtered_answer=s.filtered_answer,
             target=s.target,
             question=s.question,
+            raw_output=s.raw_output,
         )
 
 

@@ -80,6 +80,7 @@ class SampleOutcome:
     filtered_answer: str
     target: str
     question: str | None
+    raw_output: str | None  # the model's whole answer, reasoning included (cut at RAW_OUTPUT_MAX_CHARS)
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,22 @@ def _text(value: Any) -> str:
     return text[:ANSWER_MAX_CHARS].replace("\x00", "\ufffd")  # Postgres text cannot hold NUL; the raw file keeps it
 
 
+RAW_OUTPUT_MAX_CHARS = 20_000  # a thinking model's answer: its reasoning and the last lines that are scored
+
+
+def _raw_output(resps: Any) -> str | None:
+    """The model's first response as generated (lm-eval's `resps`: one list of responses per request); generation
+    tasks only, since a loglikelihood task logs (logprob, is_greedy) pairs, not text."""
+    while isinstance(resps, list) and resps:
+        resps = resps[0]
+    if not isinstance(resps, str):
+        return None
+    if len(resps) > RAW_OUTPUT_MAX_CHARS:  # keep the start of the reasoning and the end, where the answer is
+        half = RAW_OUTPUT_MAX_CHARS // 2
+        resps = f"{resps[:half]}\n[… {len(resps) - RAW_OUTPUT_MAX_CHARS} characters cut …]\n{resps[-half:]}"
+    return resps.replace("\x00", "\ufffd")
+
+
 def _read_lines(content: bytes, metrics: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
     """One slim row per document and filter: what is checked and stored, not the prompts and responses lm-eval
     logs (a 60 MiB file would otherwise be held as a gigabyte of dictionaries)."""
@@ -356,6 +373,7 @@ def _read_lines(content: bytes, metrics: set[str]) -> dict[tuple[str, int], dict
             "answer": _text(row.get("filtered_resps")),
             "target": _text(row.get("target")),
             "question": _text(doc["question"]) if "question" in doc else None,
+            "raw_output": _raw_output(row.get("resps")),
             "metrics": {metric: row.get(metric) for metric in metrics},
         }
     return rows
@@ -412,6 +430,7 @@ def parse_samples(content: bytes, task: str, results: ParsedResults) -> list[Sam
                 filtered_answer=row["answer"],
                 target=row["target"],
                 question=row["question"],
+                raw_output=row["raw_output"],
             )
             for row, value in zip(lines, values, strict=True)
         ]

@@ -110,7 +110,7 @@ def comparability_problems(candidate: Candidate, reference: Reference) -> list[s
         problems.append(f"num_fewshot differs: run has {shots!r}, baseline has {reference.num_fewshot!r}")
     limit = candidate.profile.get("limit")
     if limit is not None:
-        problems.append(f"the run used limit={limit}: a smoke run on part of the test set")
+        problems.append(f"the run used limit={limit:g}: a smoke run on part of the test set")
     original, effective = candidate.profile.get("n_original"), candidate.profile.get("n_effective")
     if limit is None and original is not None and effective is not None and effective < original:
         problems.append(f"the run scored {effective} of {original} documents")

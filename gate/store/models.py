@@ -214,6 +214,7 @@ class SampleRecord(Base):
     filtered_answer: Mapped[str] = mapped_column(Text)
     target: Mapped[str] = mapped_column(Text)
     question: Mapped[str | None] = mapped_column(Text)
+    raw_output: Mapped[str | None] = mapped_column(Text)  # the model's answer as generated, reasoning included
 
 
 class Artifact(Base):

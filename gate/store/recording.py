@@ -93,6 +93,7 @@ def record(
             filtered_answer=o.filtered_answer,
             target=o.target,
             question=o.question,
+            raw_output=o.raw_output,
         )
         for o in samples
     )
