@@ -24,6 +24,7 @@ from gate.store import db, migrate
 from gate.store import runs as run_store
 from gate.store import webhooks as webhook_store
 from gate.store.db import is_sqlite, make_engine, make_session_factory, transaction
+from gate.web import formatting as web_formatting
 from gate.web import routes as web_routes
 from gate.web.static import STATIC_DIR
 
@@ -139,8 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
-    app.state.templates.env.filters["pp"] = lambda value: "—" if value is None else f"{value:+.2f} pp"
+    web_formatting.install(app.state.templates.env)
     app.state.templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
-    app.state.templates.env.filters["pct"] = lambda value: "—" if value is None else f"{value * 100:.2f}"
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
     return app

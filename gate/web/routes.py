@@ -14,7 +14,7 @@ from gate.core import profile
 from gate.errors import InvalidInput
 from gate.store import notifications, queries, runs, tokens
 from gate.store.models import MAX_ID
-from gate.web import formatting, views
+from gate.web import views
 from gate.web.static import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -24,10 +24,7 @@ QueryRunId = Annotated[int, Query(ge=1, le=MAX_ID)]
 
 
 def render(request: Request, name: str, **context: Any) -> HTMLResponse:
-    templates = request.app.state.templates
-    if "when" not in templates.env.filters:  # until create_app installs them itself
-        formatting.install(templates.env)
-    return templates.TemplateResponse(request, name, context)
+    return request.app.state.templates.TemplateResponse(request, name, context)
 
 
 @router.get("/", response_class=HTMLResponse)
