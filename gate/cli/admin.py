@@ -65,7 +65,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 @db.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Option(metavar="REVISION", help="an Alembic revision")] = "head",
+) -> None:
     """Migrate the database to the latest schema."""
     engine = _engine()
     migrate.upgrade(engine, revision)
@@ -74,8 +76,10 @@ def db_upgrade(revision: str = "head") -> None:
 
 @token.command("create")
 def token_create(
-    name: Annotated[str, typer.Option(help="who or what uses the token")],
-    scope: Annotated[list[str], typer.Option(help="read, submit, worker or admin; repeat for several")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="who or what uses the token")],
+    scope: Annotated[
+        list[str], typer.Option(metavar="SCOPE", help="read, submit, worker or admin; repeat for several")
+    ],
 ) -> None:
     """Create a token; it is printed once, as the last line."""
     try:

@@ -27,10 +27,12 @@ CI_ENV = {
     "pipeline_url": ("CI_PIPELINE_URL", "BUILDKITE_BUILD_URL"),
 }
 
-Server = Annotated[str, typer.Option(help="gate server URL", envvar="GATE_SERVER")]
-Token = Annotated[str, typer.Option(help="a token with the submit scope", envvar="GATE_TOKEN")]
-Junit = Annotated[Path | None, typer.Option("--junit", help="write a JUnit XML report (one test case per benchmark)")]
-JsonOut = Annotated[Path | None, typer.Option("--json", help="write the machine-readable verdict")]
+Server = Annotated[str, typer.Option(help="gate server URL", envvar="GATE_SERVER", metavar="URL")]
+Token = Annotated[str, typer.Option(help="a token with the submit scope", envvar="GATE_TOKEN", metavar="TOKEN")]
+Junit = Annotated[
+    Path | None, typer.Option("--junit", help="write a JUnit XML report (one test case per benchmark)", metavar="FILE")
+]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="write the machine-readable verdict", metavar="FILE")]
 
 
 def ci_context() -> dict[str, str]:
@@ -156,16 +158,26 @@ def wait_for(client: httpx.Client, run_id: int, timeout_s: float) -> dict[str, A
 def submit(
     server: Server,
     token: Token,
-    model: Annotated[str, typer.Option(help="model reference: a path on the worker, a hub or ModelScope id")],
-    baseline: Annotated[str, typer.Option(help="baseline name, e.g. qwen3-4b-thinking-2507")],
-    task: Annotated[list[str] | None, typer.Option(help="lm-eval task; repeat for several (default gsm8k)")] = None,
-    backend: Annotated[str, typer.Option(help="vllm, vllm-ascend, hf or openai")] = "vllm",
-    label: Annotated[list[str] | None, typer.Option(help="worker label the run needs")] = None,
-    profile: Annotated[str | None, typer.Option(help="named option set, e.g. qwen3-thinking")] = None,
-    options: Annotated[str | None, typer.Option(help="run options as JSON, e.g. '{\"num_fewshot\": 5}'")] = None,
-    idempotency_key: Annotated[str | None, typer.Option(help="repeat-safe key, e.g. the pipeline id")] = None,
+    model: Annotated[
+        str, typer.Option(metavar="MODEL", help="model reference: a path on the worker, a hub or ModelScope id")
+    ],
+    baseline: Annotated[str, typer.Option(metavar="BASELINE", help="baseline name, e.g. qwen3-4b-thinking-2507")],
+    task: Annotated[
+        list[str] | None, typer.Option(metavar="TASK", help="lm-eval task; repeat for several (default gsm8k)")
+    ] = None,
+    backend: Annotated[str, typer.Option(metavar="BACKEND", help="vllm, vllm-ascend, hf or openai")] = "vllm",
+    label: Annotated[list[str] | None, typer.Option(metavar="LABEL", help="worker label the run needs")] = None,
+    profile: Annotated[
+        str | None, typer.Option(metavar="PROFILE", help="named option set, e.g. qwen3-thinking")
+    ] = None,
+    options: Annotated[
+        str | None, typer.Option(metavar="OPTIONS", help="run options as JSON, e.g. '{\"num_fewshot\": 5}'")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(metavar="IDEMPOTENCY_KEY", help="repeat-safe key, e.g. the pipeline id")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="follow the run and exit with its verdict")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait before exiting 3")] = 6 * 3600.0,
+    timeout: Annotated[float, typer.Option(metavar="TIMEOUT", help="seconds to wait before exiting 3")] = 6 * 3600.0,
     junit_path: Junit = None,
     json_path: JsonOut = None,
 ) -> None:
@@ -215,16 +227,24 @@ def model_fingerprint(model_dir: Path) -> str:
 
 
 def import_results(
-    results: Annotated[Path, typer.Argument(help="lm-eval results_*.json", exists=True, dir_okay=False)],
+    results: Annotated[
+        Path, typer.Argument(help="lm-eval results_*.json", exists=True, dir_okay=False, metavar="RESULTS")
+    ],
     server: Server,
     token: Token,
-    baseline: Annotated[str, typer.Option(help="baseline name")],
-    samples: Annotated[list[Path] | None, typer.Option(help="lm-eval samples_<task>_*.jsonl; repeat")] = None,
-    model: Annotated[str | None, typer.Option(help="model name (default: from the results)")] = None,
-    backend: Annotated[str | None, typer.Option(help="backend (default: from the results)")] = None,
+    baseline: Annotated[str, typer.Option(metavar="BASELINE", help="baseline name")],
+    samples: Annotated[
+        list[Path] | None, typer.Option(metavar="SAMPLES", help="lm-eval samples_<task>_*.jsonl; repeat")
+    ] = None,
+    model: Annotated[str | None, typer.Option(metavar="MODEL", help="model name (default: from the results)")] = None,
+    backend: Annotated[str | None, typer.Option(metavar="BACKEND", help="backend (default: from the results)")] = None,
     model_dir: Annotated[
         Path | None,
-        typer.Option(help="the model folder evaluated: its fingerprint is stored with the run", file_okay=False),
+        typer.Option(
+            help="the model folder evaluated: its fingerprint is stored with the run",
+            file_okay=False,
+            metavar="MODEL_DIR",
+        ),
     ] = None,
     junit_path: Junit = None,
     json_path: JsonOut = None,

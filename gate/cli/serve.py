@@ -161,14 +161,17 @@ class _LocalWorker:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="port to listen on")] = 8000,
     worker: Annotated[bool, typer.Option(help="also start a local worker (hf backend, CPU or GPU)")] = False,
     demo: Annotated[bool, typer.Option(help="queue a smoke run of a tiny random model (implies --worker)")] = False,
     local_data: Annotated[
-        list[str] | None, typer.Option(help="TASK=DIR for the local worker, e.g. gsm8k=../shared/data/gsm8k")
+        list[str] | None,
+        typer.Option(help="TASK=DIR for the local worker, e.g. gsm8k=../shared/data/gsm8k", metavar="LOCAL_DATA"),
     ] = None,
-    work_dir: Annotated[Path, typer.Option(help="the local worker's outputs and caches")] = Path(".gate"),
+    work_dir: Annotated[Path, typer.Option(metavar="WORK_DIR", help="the local worker's outputs and caches")] = Path(
+        ".gate"
+    ),
 ) -> None:
     """Run the gate server: REST API under /api/v1 and the dashboard. SIGINT or SIGTERM stops it (and its local
     worker, which hands back a run in progress) within seconds."""

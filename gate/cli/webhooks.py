@@ -30,8 +30,8 @@ def _server_key() -> str:
 
 @app.command("create-source")
 def create_source(
-    name: Annotated[str, typer.Option(help="the CI system, e.g. github-acme")],
-    kind: Annotated[str, typer.Option(help="github, gitlab or standard (Standard Webhooks)")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="the CI system, e.g. github-acme")],
+    kind: Annotated[str, typer.Option(metavar="KIND", help="github, gitlab or standard (Standard Webhooks)")],
 ) -> None:
     """Register a CI source; its secret is printed once, as the last line."""
     key = _server_key()
@@ -62,13 +62,16 @@ def _read_token() -> str:
 
 @app.command("add-notifier")
 def add_notifier(
-    source: Annotated[str, typer.Option(help="the CI source whose runs are reported")],
-    kind: Annotated[str, typer.Option(help="github-status, gitlab-status, or webhook (Standard Webhooks)")],
+    source: Annotated[str, typer.Option(metavar="SOURCE", help="the CI source whose runs are reported")],
+    kind: Annotated[
+        str, typer.Option(metavar="KIND", help="github-status, gitlab-status, or webhook (Standard Webhooks)")
+    ],
     url: Annotated[
         str | None,
         typer.Option(
             help="API base URL (default api.github.com / gitlab.com/api/v4; GitHub Enterprise: https://HOST/api/v3) "
-            "or, for a webhook, its URL"
+            "or, for a webhook, its URL",
+            metavar="URL",
         ),
     ] = None,
 ) -> None:
@@ -95,8 +98,8 @@ def add_notifier(
 
 @app.command("remove-notifier")
 def remove_notifier(
-    source: Annotated[str, typer.Option(help="the CI source")],
-    kind: Annotated[str, typer.Option(help="github-status, gitlab-status or webhook")],
+    source: Annotated[str, typer.Option(metavar="SOURCE", help="the CI source")],
+    kind: Annotated[str, typer.Option(metavar="KIND", help="github-status, gitlab-status or webhook")],
 ) -> None:
     """Stop reporting the source's runs this way; messages not yet sent are dropped."""
     try:

@@ -33,36 +33,57 @@ def _local_data(values: list[str]) -> dict[str, Path]:
 
 
 def worker(
-    server: Annotated[str, typer.Option(help="gate server URL", envvar="GATE_SERVER")],
-    token: Annotated[str, typer.Option(help="a token with the worker scope", envvar="GATE_TOKEN")],
-    backend: Annotated[str, typer.Option(help=BACKEND_HELP)],
-    label: Annotated[list[str] | None, typer.Option(help="a label runs may ask for; repeat for several")] = None,
-    devices: Annotated[str | None, typer.Option(help="accelerator indices, e.g. 0,1")] = None,
-    name: Annotated[str | None, typer.Option(help="worker name (default: host-backend)")] = None,
+    server: Annotated[str, typer.Option(metavar="SERVER", help="gate server URL", envvar="GATE_SERVER")],
+    token: Annotated[str, typer.Option(metavar="TOKEN", help="a token with the worker scope", envvar="GATE_TOKEN")],
+    backend: Annotated[str, typer.Option(metavar="BACKEND", help=BACKEND_HELP)],
+    label: Annotated[
+        list[str] | None, typer.Option(metavar="LABEL", help="a label runs may ask for; repeat for several")
+    ] = None,
+    devices: Annotated[str | None, typer.Option(metavar="DEVICES", help="accelerator indices, e.g. 0,1")] = None,
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="worker name (default: host-backend)")] = None,
     local_data: Annotated[
         list[str] | None,
-        typer.Option(help="TASK=DIR: evaluate TASK on local files (air-gapped), e.g. gsm8k=/data/gsm8k"),
+        typer.Option(
+            help="TASK=DIR: evaluate TASK on local files (air-gapped), e.g. gsm8k=/data/gsm8k", metavar="LOCAL_DATA"
+        ),
     ] = None,
-    work_dir: Annotated[Path, typer.Option(help="outputs, logs and response caches")] = Path(".gate-worker"),
+    work_dir: Annotated[Path, typer.Option(metavar="WORK_DIR", help="outputs, logs and response caches")] = Path(
+        ".gate-worker"
+    ),
     openai_base_url: Annotated[
-        str | None, typer.Option(help="backend openai: the server, e.g. http://h:8000/v1")
+        str | None, typer.Option(help="backend openai: the server, e.g. http://h:8000/v1", metavar="OPENAI_BASE_URL")
     ] = None,
-    openai_model: Annotated[str | None, typer.Option(help="backend openai: the served model name")] = None,
-    openai_tokenizer: Annotated[str | None, typer.Option(help="backend openai: tokenizer path or id")] = None,
+    openai_model: Annotated[
+        str | None, typer.Option(metavar="OPENAI_MODEL", help="backend openai: the served model name")
+    ] = None,
+    openai_tokenizer: Annotated[
+        str | None, typer.Option(metavar="OPENAI_TOKENIZER", help="backend openai: tokenizer path or id")
+    ] = None,
     allow_trust_remote_code: Annotated[bool, typer.Option(help="let admin-approved runs load remote code")] = False,
     heartbeat_s: Annotated[
-        float, typer.Option(help="seconds between lease renewals (at most a third of the server's lease)")
+        float,
+        typer.Option(
+            help="seconds between lease renewals (at most a third of the server's lease)", metavar="HEARTBEAT_S"
+        ),
     ] = 30.0,
     fence_s: Annotated[
         float,
-        typer.Option(help="stop the evaluation after this long without a renewal (at most 0.8 of the lease)"),
+        typer.Option(
+            help="stop the evaluation after this long without a renewal (at most 0.8 of the lease)", metavar="FENCE_S"
+        ),
     ] = 240.0,
-    cancel_grace_s: Annotated[float, typer.Option(help="SIGTERM-to-SIGKILL grace when stopping lm-eval")] = 10.0,
-    time_limit_s: Annotated[float, typer.Option(help="default per-run time limit")] = 6 * 3600.0,
+    cancel_grace_s: Annotated[
+        float, typer.Option(metavar="CANCEL_GRACE_S", help="SIGTERM-to-SIGKILL grace when stopping lm-eval")
+    ] = 10.0,
+    time_limit_s: Annotated[float, typer.Option(metavar="TIME_LIMIT_S", help="default per-run time limit")] = 6
+    * 3600.0,
     claim_wait_s: Annotated[
-        float, typer.Option(min=0, max=60, help="seconds a claim waits on the server for a queued run")
+        float,
+        typer.Option(
+            min=0, max=60, help="seconds a claim waits on the server for a queued run", metavar="CLAIM_WAIT_S"
+        ),
     ] = 20.0,
-    max_runs: Annotated[int | None, typer.Option(help="exit after this many runs")] = None,
+    max_runs: Annotated[int | None, typer.Option(metavar="MAX_RUNS", help="exit after this many runs")] = None,
 ) -> None:
     """Claim runs from a gate server and execute them with lm-eval."""
     from gate.worker import agent, command, datasets
