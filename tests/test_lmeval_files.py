@@ -200,7 +200,7 @@ def test_group_samples_pair_over_their_subtasks(client: TestClient, auth: dict) 
     # acc is per document of the belief and desire subtasks: 20 + 20 shared documents, none flipped
     assert (paired["n"], paired["regressions"], paired["improvements"]) == (40, 0, 0)
     assert candidate["verdicts"][0]["details"]["reasons"] == [
-        "the run used limit=20.0: a smoke run on part of the test set"
+        "the run used limit=20: a smoke run on part of the test set"
     ]
 
 
