@@ -11,7 +11,6 @@ from gate.core.results import CONTROL  # Postgres text cannot hold NUL; no name 
 from gate.errors import InvalidInput
 
 
-
 async def refuse_control_characters(request: Request) -> None:  # no I/O: on the event loop
     if CONTROL.search(request.url.path):
         raise InvalidInput("the URL path contains a control character", field="path")
