@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, server
 
 STOP_WITHIN_S = 15.0
 
@@ -106,24 +106,12 @@ def test_serve_refuses_a_missing_local_data_folder(tmp_path: Path) -> None:
 
 
 def test_a_worker_with_a_wrong_token_says_so(tmp_path: Path) -> None:
-    port = free_port()
-    serve = gate("serve", "--port", str(port), cwd=tmp_path)
-    try:
-        local_deadline = time.monotonic() + 60
-        while time.monotonic() < local_deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with server(f"sqlite:///{tmp_path / 'gate.db'}", tmp_path) as s:
         worker = gate(
-            "worker", "--server", f"http://127.0.0.1:{port}", "--backend", "hf", "--work-dir", str(tmp_path),
-            cwd=tmp_path, GATE_TOKEN="wrong",
+            "worker", "--server", s.url, "--backend", "hf", "--work-dir", str(tmp_path), cwd=tmp_path,
+            GATE_TOKEN="wrong",
         )  # fmt: skip
         _, stderr = worker.communicate(timeout=60)
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(STOP_WITHIN_S)
     assert worker.returncode == 2
     (line,) = stderr.strip().splitlines()[-1:]
     assert line.startswith("error: the server refused this worker: ") and "401" in line, stderr
