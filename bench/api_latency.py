@@ -19,8 +19,8 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import describe, fresh_database, gate_server, token
-from gate.store.db import make_engine
-from gate.store.models import Run, RunTask, Score
+from gate.db import make_engine
+from gate.runs.models import Run, RunTask, Score
 
 MODELS = 200
 BATCH = 5000

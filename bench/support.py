@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from gate.store import migrate, tokens
-from gate.store.db import make_engine, make_session_factory, transaction
+from gate import migrate
+from gate.auth import tokens
+from gate.db import make_engine, make_session_factory, transaction
 
 POSTGRES_URL = os.environ.get("GATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

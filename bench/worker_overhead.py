@@ -21,7 +21,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import describe, fresh_database, gate_server, token
-from gate.worker import command, datasets
+from gate.checks.accuracy import command, datasets
 from gate.worker.tiny_model import build
 
 GSM8K = Path(os.environ.get("GATE_GSM8K_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"))

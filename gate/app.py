@@ -16,17 +16,20 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gate.api import baselines, edge, errors, runs, sender, webhooks, workers
-from gate.core.baselines import read_dir
+from gate import checks, db, edge, handlers, migrate
+from gate.baselines import endpoints as baseline_endpoints
+from gate.baselines import files as baseline_files
+from gate.baselines import service as baselines
+from gate.dashboard import formatting as dashboard_formatting
+from gate.dashboard import routes as dashboard_routes
+from gate.dashboard.static import STATIC_DIR
+from gate.db import is_sqlite, make_engine, make_session_factory, transaction
+from gate.notifications import endpoints as webhook_endpoints
+from gate.notifications import inbound, sender
+from gate.runs import endpoints as run_endpoints
+from gate.runs import service as runs
+from gate.runs import workers
 from gate.settings import Settings, get_settings
-from gate.store import baselines as stored_baselines
-from gate.store import db, migrate
-from gate.store import runs as run_store
-from gate.store import webhooks as webhook_store
-from gate.store.db import is_sqlite, make_engine, make_session_factory, transaction
-from gate.web import formatting as web_formatting
-from gate.web import routes as web_routes
-from gate.web.static import STATIC_DIR
 
 log = logging.getLogger("gate")
 
@@ -52,7 +55,7 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             refusal = BodyTooLarge(self.limit)
-            await errors.answer_http(Request(scope), refusal)(scope, receive, send)
+            await handlers.answer_http(Request(scope), refusal)(scope, receive, send)
             return
         seen = 0
 
@@ -72,10 +75,10 @@ def _reap(app: FastAPI, outage_s: float) -> tuple[int, int]:
     with transaction(app.state.sessions, write=True) as session:
         if outage_s:
             # Workers could not renew while the database was away: that time is not theirs to lose.
-            extended = run_store.extend_leases(session, outage_s)
+            extended = runs.extend_leases(session, outage_s)
             log.info("reaper: database back after %.0f s; %d running leases extended by that", outage_s, extended)
-        webhook_store.prune_deliveries(session, settings.inbound_delivery_keep_days)
-        return run_store.reap(session, settings.queued_ttl_s)
+        inbound.prune_deliveries(session, settings.inbound_delivery_keep_days)
+        return runs.reap(session, settings.queued_ttl_s)
 
 
 async def _reaper(app: FastAPI) -> None:
@@ -113,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
         app.state.write_turn = asyncio.Semaphore(1 if is_sqlite(engine) else max(threads // 2, 1))
         with transaction(app.state.sessions, write=True) as session:
-            stored_baselines.load(session, read_dir(settings.baselines_dir))
+            baselines.load(session, baseline_files.read_dir(settings.baselines_dir))
         background = [asyncio.create_task(_reaper(app)), asyncio.create_task(sender.delivery_loop(app))]
         yield
         for task in background:
@@ -129,18 +132,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    errors.install(app)
+    handlers.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:  # on the event loop: a busy thread pool must not fail health checks
         return {"status": "ok"}
 
-    for router in (runs.router, baselines.router, workers.router, webhooks.router):
-        app.include_router(router, prefix="/api/v1", responses=errors.RESPONSES)
-    app.include_router(web_routes.router)
+    spine = (run_endpoints.router, baseline_endpoints.router, workers.router, webhook_endpoints.router)
+    kinds = tuple(checks.part(kind, "endpoints").router for kind in checks.KINDS)
+    for router in spine + kinds:
+        app.include_router(router, prefix="/api/v1", responses=handlers.RESPONSES)
+    app.include_router(dashboard_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
-    web_formatting.install(app.state.templates.env)
+    dashboard_formatting.install(app.state.templates.env)
     app.state.templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
     return app

@@ -2,9 +2,9 @@
 
 from alembic import context
 
+from gate import models  # noqa: F401  (registers every table)
+from gate.db import Base, make_engine
 from gate.settings import get_settings
-from gate.store import models  # noqa: F401  (registers the tables)
-from gate.store.db import Base, make_engine
 
 config = context.config
 url = config.attributes.get("url") or get_settings().database_url

@@ -12,13 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from gate import migrate
 from gate.app import create_app
-from gate.core import signatures
-from gate.core.baselines import read_dir
+from gate.auth import tokens
+from gate.baselines import service as stored_baselines
+from gate.baselines.files import read_dir
+from gate.db import make_engine, make_session_factory, transaction
+from gate.notifications import inbound as webhooks
+from gate.notifications import signatures
 from gate.settings import Settings
-from gate.store import baselines as stored_baselines
-from gate.store import migrate, tokens, webhooks
-from gate.store.db import make_engine, make_session_factory, transaction
 
 POSTGRES_URL = os.environ.get("GATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -93,7 +95,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gsm8k_overrides(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from gate.worker.datasets import write_overrides
+    from gate.checks.accuracy.datasets import write_overrides
 
     return write_overrides({"gsm8k": GSM8K_DIR}, tmp_path_factory.mktemp("tasks"))
 

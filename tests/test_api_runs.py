@@ -194,7 +194,7 @@ def test_token_scopes_are_stored_hashed(settings: Settings, sessions) -> None:
 
     from sqlalchemy import select
 
-    from gate.store.models import ApiToken
+    from gate.auth.models import ApiToken
 
     secret = make_token(settings.database_url, "someone", "read")
     with sessions() as session:

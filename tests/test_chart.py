@@ -9,8 +9,8 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from gate.core import verdict
-from gate.web import chart
+from gate.checks.accuracy import judge as verdict
+from gate.dashboard import chart
 
 TOP, BOTTOM = chart.PAD, chart.HEIGHT - chart.PAD
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from gate.web import chart
+from gate.dashboard import chart
 
 START = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 

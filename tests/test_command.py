@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.core.options import RunOptions, resolve
+from gate.checks.accuracy.command import build, cache_key
+from gate.runs.options import RunOptions, resolve
 from gate.worker.agent import classify
-from gate.worker.command import WorkerConfig, build, cache_key
+from gate.worker.config import WorkerConfig
 
 PY = "/venv/bin/python"
 

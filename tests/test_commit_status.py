@@ -14,12 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from gate.api import sender
 from gate.app import create_app
-from gate.core import commit_status, sealing, signatures
-from gate.store import notifiers
-from gate.store.db import make_engine, make_session_factory, transaction
-from gate.store.models import Notifier
+from gate.db import make_engine, make_session_factory, transaction
+from gate.notifications import commit_status, notifiers, sealing, sender, signatures
+from gate.notifications.models import Notifier
 from tests.conftest import (
     GSM8K_DIR,
     WEBHOOK_KEY,

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from gate.web import chart, views
-from gate.worker import generation
+from gate.checks.accuracy import generation
+from gate.dashboard import chart, views
 from gate.worker.client import GateClient
 from tests.conftest import make_token
 from tests.processes import Api, server

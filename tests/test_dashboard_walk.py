@@ -50,7 +50,7 @@ class Watch:
 
 def raw_python_values(page: Page) -> list[str]:
     """Python's spelling of values in the text a person reads. Code, questions and the verdict's own sentences
-    (gate.core.verdict writes those) and version strings (a task's 3.0) are left out."""
+    (gate.checks.accuracy.judge writes those) and version strings (a task's 3.0) are left out."""
     text = page.evaluate(
         """() => { const main = document.querySelector('main').cloneNode(true);
         main.querySelectorAll('code, pre, td.q, .notes, .alert, .card-reason, .version').forEach(e => e.remove());

@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from gate.api.edge import content_disposition
+from gate.edge import content_disposition
 
 
 @pytest.mark.parametrize(

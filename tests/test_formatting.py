@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from jinja2 import Environment
 
-from gate.web import formatting
+from gate.dashboard import formatting
 
 NOON = datetime(2026, 11, 25, 12, 3, 7, tzinfo=timezone.utc)
 

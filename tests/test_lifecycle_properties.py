@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import delete, func, select, update
 
-from gate.core.results import parse_results
+from gate.checks.accuracy.models import SampleRecord
+from gate.checks.accuracy.results import parse_results
+from gate.db import transaction, utcnow
 from gate.errors import Conflict
-from gate.store import runs
-from gate.store.db import transaction
-from gate.store.models import Artifact, Run, RunStatus, RunTask, SampleRecord, Score, TaskVerdict, utcnow
+from gate.runs import service as runs
+from gate.runs.models import Artifact, Run, RunStatus, RunTask, Score, TaskVerdict
 
 RESULTS = parse_results(
     json.dumps(
@@ -64,7 +65,7 @@ def build_machine(sessions):
         @rule(worker=st.integers(0, 1))
         def claim(self, worker: int) -> None:
             def do(session):
-                from gate.store.models import Worker
+                from gate.runs.models import Worker
 
                 mine = session.scalars(
                     select(Run.id).where(Run.id.in_(list(self.runs) or [0]), Run.status == "queued")

@@ -15,10 +15,11 @@ from xml.etree import ElementTree
 import pytest
 from fastapi.testclient import TestClient
 
-from gate.core import results
+from gate.baselines.models import Baseline, BaselineScore
+from gate.checks.accuracy import results
+from gate.db import transaction
 from gate.errors import InvalidInput
-from gate.store.db import transaction
-from gate.store.models import Baseline, BaselineScore, Run
+from gate.runs.models import Run
 from tests.processes import Api, server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmeval"
@@ -244,7 +245,7 @@ def halves_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A group of two lm-eval tasks, each upstream's gsm8k on 30 local test questions, as mmlu is of its subjects."""
     import yaml
 
-    from gate.worker.datasets import lm_eval_tasks_dir
+    from gate.checks.accuracy.datasets import lm_eval_tasks_dir
     from tests.conftest import GSM8K_DIR
 
     out = tmp_path_factory.mktemp("halves")

@@ -21,11 +21,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from gate.core.results import ParsedResults, SampleOutcome, parse_results
+from gate.checks.accuracy.models import SampleRecord
+from gate.checks.accuracy.results import ParsedResults, SampleOutcome, parse_results
+from gate.db import transaction, utcnow
 from gate.errors import Conflict
-from gate.store import runs
-from gate.store.db import transaction
-from gate.store.models import Notification, Run, RunStatus, SampleRecord, Score, TaskVerdict, utcnow
+from gate.notifications.models import Notification
+from gate.runs import service as runs
+from gate.runs.models import Run, RunStatus, Score, TaskVerdict
 
 ROUNDS = 50  # per race kind and database: enough to interleave both sides many times, a few seconds each
 HTTP_ROUNDS = 20  # the same race through the API, to see the loser's answer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.core import targets
+from gate.notifications import targets
 
 # The IANA IPv4 and IPv6 Special-Purpose Address Registries' blocks that are not globally reachable, as published
 # (not read from gate's own table), plus multicast and the deprecated IPv6 site-local block.
@@ -79,7 +79,7 @@ def test_allowing_private_addresses_is_an_explicit_switch() -> None:
 
 RESOLVE = """
 import sys
-from gate.api import sender
+from gate.notifications import sender
 from gate.settings import Settings
 settings = Settings(callback_allowed_hosts=sys.argv[1], callback_allow_private=False)
 try:

@@ -6,8 +6,10 @@ import math
 
 import pytest
 
-from gate.core import stats
-from gate.core.verdict import Candidate, Outcome, Reference, judge, overall, pair
+from gate.baselines.files import Reference
+from gate.checks.accuracy.judge import Candidate, judge, pair
+from gate.verdicts import stats
+from gate.verdicts.outcome import Outcome, overall
 
 GSM8K = Reference(
     benchmark="GSM8K", task="gsm8k", metric="exact_match,strict-match", num_fewshot=5, score=0.703, n_samples=1319

@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 
-from gate.core import verdict
-from gate.store.models import Baseline, BaselineScore, Run, Score, TaskVerdict
-from gate.web import views
+from gate.baselines import files
+from gate.baselines.models import Baseline, BaselineScore
+from gate.checks.accuracy import judge as verdict
+from gate.dashboard import views
+from gate.runs.models import Run, Score, TaskVerdict
 
 METRIC = "exact_match,strict-match"
-PUBLISHED = verdict.Reference(benchmark="GSM8K", task="gsm8k", metric=METRIC, num_fewshot=5, score=0.703)
+PUBLISHED = files.Reference(benchmark="GSM8K", task="gsm8k", metric=METRIC, num_fewshot=5, score=0.703)
 
 
 def judged_run(value: float, stderr: float, n: int) -> Run:
-    """A run as the store holds it after judging, built from gate.core.verdict's own verdict."""
+    """A run as the store holds it after judging, built from gate.checks.accuracy.judge's own verdict."""
     candidate = verdict.Candidate("gsm8k", METRIC, value, stderr, n, {"num_fewshot": 5, "limit": n})
     judged = verdict.judge(candidate, PUBLISHED)
     baseline = Baseline(name="published", model="m", source="s", kind="published")

@@ -18,13 +18,12 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from gate.api import sender
 from gate.app import create_app
-from gate.core import signatures
+from gate.db import transaction, utcnow
+from gate.notifications import inbound as webhooks
+from gate.notifications import notifiers, sender, signatures
+from gate.notifications.models import InboundDelivery
 from gate.settings import Settings
-from gate.store import notifiers, webhooks
-from gate.store.db import transaction
-from gate.store.models import InboundDelivery, utcnow
 from tests.conftest import WEBHOOK_KEY as KEY
 from tests.conftest import WEBHOOK_RUN as RUN
 from tests.conftest import add_source, finish, make_token, wait_until, webhook_settings

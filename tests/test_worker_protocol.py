@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from gate.db import transaction, utcnow
+from gate.runs import service as runs
+from gate.runs.models import Run
 from gate.settings import Settings
-from gate.store import runs
-from gate.store.db import transaction
-from gate.store.models import Run, utcnow
 from gate.worker.agent import Agent
 from gate.worker.client import GateClient
-from gate.worker.command import WorkerConfig
+from gate.worker.config import WorkerConfig
 from tests.conftest import make_token
 
 WORKER = {"name": "npu-1", "backend": "vllm-ascend", "labels": ["ascend910b"], "wait_s": 0}

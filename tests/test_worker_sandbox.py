@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.worker.command import Invocation
-from gate.worker.process import Evaluation
+from gate.worker.process import Evaluation, Invocation
 
 PROBE = "import os, secrets; print(secrets.__file__); print(sorted(os.listdir('.')))"
 

@@ -7,12 +7,13 @@ from typing import Annotated
 import httpx
 import typer
 
-from gate.core.baselines import read_dir
+from gate import migrate
+from gate.auth import tokens
+from gate.baselines import service as stored_baselines
+from gate.baselines.files import read_dir
+from gate.db import make_engine, make_session_factory, transaction
 from gate.errors import GateError
 from gate.settings import get_settings
-from gate.store import baselines as stored_baselines
-from gate.store import migrate, tokens
-from gate.store.db import make_engine, make_session_factory, transaction
 
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 token = typer.Typer(help="API tokens.", no_args_is_help=True)

@@ -18,10 +18,11 @@ import httpx
 import typer
 import uvicorn
 
+from gate import migrate
+from gate.auth import tokens
 from gate.cli.admin import fail
+from gate.db import make_engine, make_session_factory, transaction
 from gate.settings import get_settings
-from gate.store import migrate, tokens
-from gate.store.db import make_engine, make_session_factory, transaction
 from gate.worker.process import parent_death_signal
 
 WORKER_STOP_S = 15.0  # the worker's own cancel grace (10 s) plus its hand-back

@@ -9,12 +9,11 @@ from typing import Annotated
 import typer
 
 from gate.cli.admin import fail, open_sessions
-from gate.core import commit_status, sealing, signatures
+from gate.db import transaction
 from gate.errors import GateError
+from gate.notifications import commit_status, notifiers, sealing, signatures
+from gate.notifications import inbound as store
 from gate.settings import get_settings
-from gate.store import notifiers
-from gate.store import webhooks as store
-from gate.store.db import transaction
 
 TOKEN_ENV = "GATE_NOTIFIER_TOKEN"
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from gate.core.options import BACKENDS
+from gate.runs.options import BACKENDS
 
 BACKEND_HELP = f"one of {', '.join(BACKENDS)}"
 
@@ -86,8 +86,10 @@ def worker(
     max_runs: Annotated[int | None, typer.Option(metavar="MAX_RUNS", help="exit after this many runs")] = None,
 ) -> None:
     """Claim runs from a gate server and execute them with lm-eval."""
-    from gate.worker import agent, command, datasets
+    from gate.checks.accuracy import datasets
+    from gate.worker import agent
     from gate.worker.client import GateClient, ServerRefused
+    from gate.worker.config import WorkerConfig
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
@@ -100,7 +102,7 @@ def worker(
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-    config = command.WorkerConfig(
+    config = WorkerConfig(
         backend=backend,
         labels=tuple(label or ()),
         devices=_devices(devices),

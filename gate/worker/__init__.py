@@ -1,1 +1,1 @@
-"""The worker room: claims runs over HTTP, runs lm-eval as a child process, uploads results. No database."""
+"""The worker: claims runs over HTTP and executes them by kind (gate.checks). Never the database."""

@@ -1,4 +1,4 @@
-"""The worker agent: claim a run, renew its lease, run lm-eval, upload the result exactly once.
+"""The worker agent: claim a run, renew its lease, hand it to its kind's worker part, which uploads exactly once.
 
 Execution is at least once, recording exactly once: a lost lease means another attempt may run, and the
 server refuses this attempt's writes. A worker that cannot renew for `fence_s` stops its own evaluation; both
@@ -14,14 +14,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import FrameType
+from typing import Protocol, cast
 
-from pydantic import ValidationError
-
-from gate.core.options import RunOptions
-from gate.worker import command, environment, fingerprint, generation, modelref
+from gate import checks
+from gate.worker import environment
 from gate.worker.client import GateClient, LeaseLost, ServerRefused
+from gate.worker.config import ClaimedRun, WorkerConfig
 from gate.worker.process import Evaluation
 from gate.worker.renewal import Renewal
 
@@ -61,13 +60,19 @@ def classify(exit_code: int, log_tail: str) -> str:
     return "user"
 
 
+class KindWorker(Protocol):
+    """The worker part of a check kind (`<package>.worker`): executes a claimed run under the agent's lease."""
+
+    def execute(self, agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str: ...
+
+
 class Drained(Exception):
     """A drain signal arrived while the agent waited for work: nothing is held, so it stops waiting at once."""
 
 
 class Agent:
     def __init__(
-        self, client: GateClient, config: command.WorkerConfig, timing: Timing | None = None, name: str | None = None
+        self, client: GateClient, config: WorkerConfig, timing: Timing | None = None, name: str | None = None
     ) -> None:
         self.client, self.config, self.timing = client, config, timing or Timing()
         self.name = name or f"{socket.gethostname()}-{config.backend}"
@@ -107,7 +112,7 @@ class Agent:
         log.info("worker %s drained after %d run(s)", self.name, executed)
         return executed
 
-    def _claim(self) -> command.ClaimedRun | None:
+    def _claim(self) -> ClaimedRun | None:
         self._idle = True
         try:
             return self.client.claim(
@@ -116,17 +121,17 @@ class Agent:
         finally:
             self._idle = False
 
-    def execute(self, claimed: command.ClaimedRun) -> str:
+    def execute(self, claimed: ClaimedRun) -> str:
         """Run one claimed run to an end. Returns what happened (for logs and tests)."""
         try:
             return self._execute(claimed)
         except Exception as exc:  # a bug here must cost one attempt, not the agent: report it and carry on
             log.exception("run %s: worker error", claimed["run_id"])
-            return self._report_failure(
+            return self.report_failure(
                 claimed["run_id"], claimed["lease"], f"worker error: {exc!r}", "infrastructure", ""
             )
 
-    def _execute(self, claimed: command.ClaimedRun) -> str:
+    def _execute(self, claimed: ClaimedRun) -> str:
         run_id, lease = claimed["run_id"], claimed["lease"]
         log.info("run %s attempt %s: %s on %s", run_id, claimed["attempt"], claimed["model"], claimed["tasks"])
         timing = self.timing.within(claimed["lease_s"])
@@ -145,45 +150,29 @@ class Agent:
             return "not started"
         # taken after the reply (retries may precede it): the fence leaves a fifth of the lease for that latency
         with Renewal(self.client, run_id, lease, timing.heartbeat_s, time.monotonic()) as renewal:
-            model_fingerprint = None
-            try:
-                options = RunOptions.model_validate(claimed.get("options") or {})
-                model_path = modelref.resolve(claimed["model"], self.config.work_dir / "models")
-                cache_path = None  # no fingerprint, no cache: answers cached under a name could be another model's
-                if self.config.backend != "openai":  # an OpenAI-compatible server's weights are out of sight
-                    folder = modelref.local_folder(model_path, options.model_args.revision)
-                    model_fingerprint = self._fingerprint(folder)
-                    key = command.cache_key(
-                        model_fingerprint, self.config.backend, self.info["device"]["kind"], options
-                    )
-                    cache = self.config.work_dir / "cache" / key
-                    cache.mkdir(parents=True, exist_ok=True)
-                    cache_path = cache / "responses"
-                invocation = command.build(claimed, model_path, self.config, cache_path)
-            except (command.RefusedRun, modelref.ModelUnavailable, ValidationError, ValueError) as exc:
-                return self._report_failure(run_id, lease, str(exc), "user", "", model_fingerprint)
-            if lost := _lost(renewal, timing):  # the lease went while the model was fetched or fingerprinted
-                log.warning("run %s: not starting, the lease is %s", run_id, lost)
-                return lost
-            return self._supervise(claimed, timing, renewal, options, model_path, invocation, model_fingerprint)
+            return self._dispatch(claimed, timing, renewal)
 
-    def _fingerprint(self, folder: Path) -> str:
-        """The model's fingerprint (the renewal thread keeps the lease: a large checkpoint on a slow disk takes
-        minutes the first time)."""
-        return fingerprint.fingerprint(folder, self.config.work_dir / "fingerprints.json").digest
+    def _dispatch(self, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str:
+        """Hand the run to the worker part of its kind (gate.checks.KINDS)."""
+        kind = claimed["kind"]
+        if kind not in checks.KINDS:
+            reason = f"this worker cannot run checks of kind {kind!r} (it knows {', '.join(sorted(checks.KINDS))})"
+            return self.report_failure(claimed["run_id"], claimed["lease"], reason, "user", "")
+        part = cast(KindWorker, checks.part(kind, "worker"))
+        return part.execute(self, claimed, timing, renewal)
 
-    def _supervise(
+    def supervise(
         self,
-        claimed: command.ClaimedRun,
+        claimed: ClaimedRun,
         timing: Timing,
         renewal: Renewal,
-        options: RunOptions,
-        model_path: str,
-        invocation: command.Invocation,
+        evaluation: Evaluation,
+        time_limit: float,
         model_fingerprint: str | None,
-    ) -> str:
+    ) -> str | None:
+        """Watch an evaluation until it exits (None) or must stop: cancelled, lost, fenced, drained or timed out
+        (what happened; a timeout is reported as the run's failure)."""
         run_id, lease = claimed["run_id"], claimed["lease"]
-        evaluation = Evaluation(invocation, invocation.output_dir / "lm_eval.log")
         renewal.evaluation = evaluation
         stop_reason = threading.Event()
         verdict: dict[str, str] = {}
@@ -195,7 +184,6 @@ class Agent:
         )
         watcher.start()
         started = time.monotonic()
-        time_limit = options.time_limit_s or timing.time_limit_s
         outcome = None
         while evaluation.poll() is None:
             if stop_reason.is_set():
@@ -205,27 +193,27 @@ class Agent:
             elif time.monotonic() - started > time_limit:
                 outcome = "timeout"
             else:
-                outcome = _lost(renewal, timing)
+                outcome = lost(renewal, timing)
             if outcome is not None:
                 break
             time.sleep(POLL_S)
         stop_reason.set()
-        if outcome is not None:
-            evaluation.stop(timing.cancel_grace_s)
-            log.info("run %s: evaluation stopped (%s)", run_id, outcome)
-            if outcome == "timeout":
-                return self._report_failure(
-                    run_id,
-                    lease,
-                    f"time limit of {time_limit:g} s reached",
-                    "timeout",
-                    evaluation.log_tail,
-                    model_fingerprint,
-                )
-            if outcome == "drained":
-                self._hand_back(run_id, lease)
-            return outcome  # cancelled, lost or fenced: another attempt (or nobody) owns the run now
-        return self._finish(claimed, options, model_path, invocation, evaluation, model_fingerprint)
+        if outcome is None:
+            return None
+        evaluation.stop(timing.cancel_grace_s)
+        log.info("run %s: evaluation stopped (%s)", run_id, outcome)
+        if outcome == "timeout":
+            return self.report_failure(
+                run_id,
+                lease,
+                f"time limit of {time_limit:g} s reached",
+                "timeout",
+                evaluation.log_tail,
+                model_fingerprint,
+            )
+        if outcome == "drained":
+            self._hand_back(run_id, lease)
+        return outcome  # cancelled, lost or fenced: another attempt (or nobody) owns the run now
 
     def _hand_back(self, run_id: int, lease: str) -> None:
         try:
@@ -247,47 +235,7 @@ class Agent:
                 verdict["state"] = state
                 stop.set()
 
-    def _finish(
-        self,
-        claimed: command.ClaimedRun,
-        options: RunOptions,
-        model_path: str,
-        invocation: command.Invocation,
-        evaluation: Evaluation,
-        model_fingerprint: str | None,
-    ) -> str:
-        run_id, lease = claimed["run_id"], claimed["lease"]
-        code = evaluation.wait()
-        tail = evaluation.log_tail
-        if code != 0:
-            reason = f"lm-eval exited with {code}: {_last_error(tail)}"
-            return self._report_failure(run_id, lease, reason, classify(code, tail), tail, model_fingerprint)
-        results = sorted(invocation.output_dir.rglob("results_*.json"))
-        samples = sorted(invocation.output_dir.rglob("samples_*.jsonl"))
-        if len(results) != 1:
-            reason = f"lm-eval wrote {len(results)} results files, expected 1"
-            return self._report_failure(run_id, lease, reason, "infrastructure", tail, model_fingerprint)
-        env = {
-            **self.info,
-            "generation": generation.truncation(
-                samples,
-                options.model_args.tokenizer
-                or (model_path if self.config.backend != "openai" else self.config.openai_tokenizer),
-                options.gen_kwargs.max_gen_toks,
-            ),
-        }
-        try:
-            self.client.complete(run_id, lease, results[0], samples, env, tail, model_fingerprint)
-        except LeaseLost as exc:
-            log.warning("run %s: result refused, the lease is gone: %s", run_id, exc)
-            return "lost"
-        except ServerRefused as exc:
-            reason = f"the server refused the results: {exc}"
-            return self._report_failure(run_id, lease, reason, "user", tail, model_fingerprint)
-        log.info("run %s: results recorded", run_id)
-        return "completed"
-
-    def _report_failure(
+    def report_failure(
         self, run_id: int, lease: str, reason: str, kind: str, tail: str, model_fingerprint: str | None = None
     ) -> str:
         log.warning("run %s failed (%s): %s", run_id, kind, reason)
@@ -298,14 +246,14 @@ class Agent:
         return f"failed:{kind}"
 
 
-def _lost(renewal: Renewal, timing: Timing) -> str | None:
+def lost(renewal: Renewal, timing: Timing) -> str | None:
     """cancelled or lost when the server refused a renewal; fenced when none was accepted for fence_s."""
     if renewal.refused is not None:
         return renewal.refused
     return "fenced" if time.monotonic() - renewal.renewed_at > timing.fence_s else None
 
 
-def _last_error(tail: str) -> str:
+def last_error(tail: str) -> str:
     lines = [line for line in tail.splitlines() if line.strip()]
     errors = [line for line in lines if re.search(r"Error|Exception|error:", line)]
     return (errors or lines or ["no output"])[-1][:500]

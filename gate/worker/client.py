@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from gate.worker.command import ClaimedRun
+from gate.worker.config import ClaimedRun
 
 log = logging.getLogger("gate.worker")
 RETRY_STATUSES = {429, 502, 503, 504}

@@ -1,4 +1,4 @@
-"""lm-eval as a child process: its own process group (so a signal reaches vLLM's workers too), a log tail,
+"""An evaluation as a child process: its own process group (so a signal reaches vLLM's workers too), a log tail,
 and progress read from its progress bars."""
 
 from __future__ import annotations
@@ -14,15 +14,23 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-
-from gate.worker.command import Invocation
 
 LOG_TAIL_LINES = 200
 PROGRESS = re.compile(r"Running \w+ requests:.*?\|\s*(\d+)/(\d+)")
 # With a response cache, lm-eval's progress bar counts only the requests it still has to run
 CACHED = re.compile(r"Cached requests: (\d+), Requests remaining: (\d+)")
 READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A command line (never a shell line), its environment and where it writes."""
+
+    argv: list[str]
+    env: dict[str, str]
+    output_dir: Path
 
 
 PR_SET_PDEATHSIG = 1

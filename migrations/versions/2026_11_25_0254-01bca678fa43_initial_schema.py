@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import gate.store.models
+import gate.db
 
 revision: str = '01bca678fa43'
 down_revision: str | None = None
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('scopes', sa.JSON(), nullable=False),
-    sa.Column('created_at', gate.store.models.UTCDateTime(), nullable=False),
-    sa.Column('revoked_at', gate.store.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', gate.db.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', gate.db.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('name', name=op.f('uq_api_tokens_name')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('from_run_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', gate.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_baselines')),
     sa.UniqueConstraint('name', name=op.f('uq_baselines_name'))
     )
@@ -48,8 +48,8 @@ def upgrade() -> None:
     sa.Column('backend', sa.String(length=32), nullable=False),
     sa.Column('info', sa.JSON(), nullable=False),
     sa.Column('draining', sa.Boolean(), nullable=False),
-    sa.Column('registered_at', gate.store.models.UTCDateTime(), nullable=False),
-    sa.Column('last_seen_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('registered_at', gate.db.UTCDateTime(), nullable=False),
+    sa.Column('last_seen_at', gate.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_workers')),
     sa.UniqueConstraint('name', name=op.f('uq_workers_name'))
     )
@@ -85,12 +85,12 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('lease_token', sa.String(length=64), nullable=True),
-    sa.Column('lease_expires_at', gate.store.models.UTCDateTime(), nullable=True),
+    sa.Column('lease_expires_at', gate.db.UTCDateTime(), nullable=True),
     sa.Column('worker_id', sa.Integer(), nullable=True),
     sa.Column('cancel_requested', sa.Boolean(), nullable=False),
-    sa.Column('created_at', gate.store.models.UTCDateTime(), nullable=False),
-    sa.Column('started_at', gate.store.models.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', gate.store.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', gate.db.UTCDateTime(), nullable=False),
+    sa.Column('started_at', gate.db.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', gate.db.UTCDateTime(), nullable=True),
     sa.Column('submitted_by', sa.String(length=200), nullable=True),
     sa.Column('ci_context', sa.JSON(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),

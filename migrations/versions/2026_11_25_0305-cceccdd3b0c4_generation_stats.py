@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import gate.store.models
+import gate.db
 
 revision: str = 'cceccdd3b0c4'
 down_revision: str | None = '01bca678fa43'

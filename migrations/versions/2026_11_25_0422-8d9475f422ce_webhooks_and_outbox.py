@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import gate.store.models
+import gate.db
 
 revision: str = '8d9475f422ce'
 down_revision: str | None = 'cceccdd3b0c4'
@@ -24,14 +24,14 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('nonce', sa.String(length=64), nullable=False),
-    sa.Column('created_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', gate.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ci_sources')),
     sa.UniqueConstraint('name', name=op.f('uq_ci_sources_name'))
     )
     op.create_table('disabled_endpoints',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('url', sa.String(length=2000), nullable=False),
-    sa.Column('disabled_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('disabled_at', gate.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_disabled_endpoints')),
     sa.UniqueConstraint('url', name=op.f('uq_disabled_endpoints_url'))
     )
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('source_id', sa.Integer(), nullable=False),
     sa.Column('delivery_id', sa.String(length=200), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('received_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('received_at', gate.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_inbound_deliveries_run_id_runs'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['source_id'], ['ci_sources.id'], name=op.f('fk_inbound_deliveries_source_id_ci_sources'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_deliveries')),
@@ -54,8 +54,8 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', gate.store.models.UTCDateTime(), nullable=True),
-    sa.Column('created_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('next_attempt_at', gate.db.UTCDateTime(), nullable=True),
+    sa.Column('created_at', gate.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_notifications_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
     sa.UniqueConstraint('webhook_id', name=op.f('uq_notifications_webhook_id'))
@@ -66,7 +66,7 @@ def upgrade() -> None:
     op.create_table('notification_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('notification_id', sa.Integer(), nullable=False),
-    sa.Column('at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('at', gate.db.UTCDateTime(), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('latency_ms', sa.Float(), nullable=True),
     sa.Column('response_excerpt', sa.Text(), nullable=True),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import gate.store.models
+import gate.db
 
 revision: str = '5e1f0c2a9b7d'
 down_revision: str | None = '8d9475f422ce'
@@ -39,7 +39,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('url', sa.String(length=2000), nullable=False),
     sa.Column('sealed_token', sa.Text(), nullable=True),
-    sa.Column('created_at', gate.store.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', gate.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['source_id'], ['ci_sources.id'], name=op.f('fk_notifiers_source_id_ci_sources'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifiers')),
     sa.UniqueConstraint('source_id', 'kind', name=op.f('uq_notifiers_source_id_kind'))

@@ -1,0 +1,1 @@
+"""Baselines: files of reference scores, and runs promoted to references."""

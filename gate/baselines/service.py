@@ -1,0 +1,126 @@
+"""Baselines in the store: loaded from data files, or promoted from a finished run."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from gate.baselines.files import KIND_REFERENCE_RUN, BaselineSpec, Reference
+from gate.baselines.models import Baseline, BaselineScore
+from gate.errors import Conflict, InvalidInput, NotFound
+from gate.runs.models import Run, RunStatus
+
+
+def load(session: Session, specs: list[BaselineSpec]) -> int:
+    """Insert or update baselines from data files; running it twice changes nothing. Returns rows written."""
+    written = 0
+    for spec in specs:
+        baseline = session.scalar(
+            select(Baseline).where(Baseline.name == spec.name).options(selectinload(Baseline.scores))
+        )
+        if baseline is None:
+            baseline = Baseline(name=spec.name, model=spec.model, source=spec.source, kind=spec.kind)
+            session.add(baseline)
+        baseline.model, baseline.source, baseline.kind = spec.model, spec.source, spec.kind
+        existing = {score.task: score for score in baseline.scores}
+        for ref in spec.references:
+            row = existing.get(ref.task) or BaselineScore(task=ref.task)
+            values = {
+                "benchmark": ref.benchmark,
+                "metric": ref.metric,
+                "num_fewshot": ref.num_fewshot,
+                "score": ref.score,
+                "stderr": ref.stderr,
+                "n_samples": ref.n_samples,
+                "tolerance_pp": ref.tolerance_pp,
+                "two_sided": ref.two_sided,
+                "eval_profile": ref.protocol,
+            }
+            if row.id is None or any(getattr(row, key) != value for key, value in values.items()):
+                for key, value in values.items():
+                    setattr(row, key, value)
+                if row.id is None:
+                    baseline.scores.append(row)
+                written += 1
+    session.flush()
+    return written
+
+
+def get(session: Session, name: str) -> Baseline:
+    baseline = session.scalar(select(Baseline).where(Baseline.name == name).options(selectinload(Baseline.scores)))
+    if baseline is None:
+        raise NotFound(f"unknown baseline {name!r}", field="baseline")
+    return baseline
+
+
+def all_baselines(session: Session) -> list[Baseline]:
+    return list(session.scalars(select(Baseline).options(selectinload(Baseline.scores)).order_by(Baseline.name)))
+
+
+def reference(score: BaselineScore) -> Reference:
+    return Reference(
+        benchmark=score.benchmark,
+        task=score.task,
+        metric=score.metric,
+        num_fewshot=score.num_fewshot,
+        score=score.score,
+        tolerance_pp=score.tolerance_pp,
+        two_sided=score.two_sided,
+        stderr=score.stderr,
+        n_samples=score.n_samples,
+        protocol=score.eval_profile,
+    )
+
+
+def promote(session: Session, run_id: int, name: str, tolerance_pp: float = 2.0) -> Baseline:
+    """Make a finished full run the reference for later runs: its scores, protocol and samples."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist", field="from_run")
+    if run.status != RunStatus.SUCCEEDED:
+        raise Conflict(f"run {run_id} is {run.status}: only a succeeded run can become a baseline")
+    if session.scalar(select(Baseline.id).where(Baseline.name == name)) is not None:
+        raise Conflict(f"a baseline named {name!r} exists already", field="name")
+    profiles = run.eval_profile or {}
+    smoke = [task for task, profile in profiles.items() if profile.get("limit") is not None]
+    if smoke:
+        raise InvalidInput(f"run {run_id} used limit on {', '.join(smoke)}: a smoke run cannot be a baseline")
+    reference_of = {v.task: v for v in run.baseline.scores} if run.baseline else {}
+    baseline = Baseline(
+        name=name,
+        model=run.model,
+        source=f"reference run {run_id} ({run.backend})",
+        kind=KIND_REFERENCE_RUN,
+        from_run_id=run.id,
+    )
+    for task, profile in profiles.items():
+        gated = reference_of.get(task)
+        metric = gated.metric if gated else _default_metric(run, task)
+        score = next((s for s in run.scores if s.task == task and s.metric == metric), None)
+        if score is None:
+            continue
+        baseline.scores.append(
+            BaselineScore(
+                benchmark=gated.benchmark if gated else task,
+                task=task,
+                metric=metric,
+                num_fewshot=profile.get("num_fewshot"),
+                score=score.value,
+                stderr=score.stderr,
+                n_samples=score.n_samples,
+                tolerance_pp=gated.tolerance_pp if gated else tolerance_pp,
+                two_sided=gated.two_sided if gated else True,
+                eval_profile=profile,
+            )
+        )
+    if not baseline.scores:
+        raise InvalidInput(f"run {run_id} has no scores to promote")
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
+def _default_metric(run: Run, task: str) -> str:
+    metrics = [s.metric for s in run.scores if s.task == task]
+    strict = [m for m in metrics if m.endswith(",strict-match")]
+    return (strict or metrics)[0]

@@ -1,0 +1,15 @@
+"""The registry of check kinds: kind -> its package, named as a string so the worker never imports the server.
+
+Each package holds `models` (its tables), `endpoints` (a `router`) and `worker` (what a worker executes for a
+claimed run of that kind), beside its pure reading and judging modules.
+"""
+
+from importlib import import_module
+from types import ModuleType
+
+KINDS = {"accuracy": "gate.checks.accuracy"}
+
+
+def part(kind: str, module: str) -> ModuleType:
+    """One conventional module of a kind's package, e.g. part("accuracy", "worker")."""
+    return import_module(f"{KINDS[kind]}.{module}")

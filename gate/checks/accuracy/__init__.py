@@ -1,0 +1,1 @@
+"""Accuracy: lm-eval runs scored per task and judged against a baseline within a tolerance."""

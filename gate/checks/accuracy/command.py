@@ -1,0 +1,171 @@
+"""The lm-eval invocation per backend: an argument list (never a shell line) and its environment.
+
+Run options arrive validated (gate.runs.options); this module re-validates them, because a worker trusts
+no server input it turns into a command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from gate.runs.options import CODE_EXECUTING_TASKS, ModelArgs, RunOptions, check_model_ref, check_task
+from gate.worker.config import ClaimedRun, WorkerConfig
+from gate.worker.process import Invocation
+
+# vLLM-Ascend, as in the model card's adaptation runs: the task queue and expandable segments make NPU memory
+# behave, and devices are selected for both torch_npu and vLLM-Ascend.
+ASCEND_ENV = {"TASK_QUEUE_ENABLE": "1", "PYTORCH_NPU_ALLOC_CONF": "expandable_segments:True"}
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+class RefusedRun(ValueError):
+    """The run asks for something this worker does not allow: the user's error, never retried."""
+
+
+def _join(args: dict[str, Any]) -> str:
+    """lm-eval's k=v,k=v; values were validated free of ',' and '='."""
+    parts = []
+    for key, value in args.items():
+        if value is None:
+            continue
+        text = str(value)
+        if "," in text or "=" in text:
+            raise RefusedRun(f"model argument {key} contains ',' or '='")
+        parts.append(f"{key}={text}")
+    return ",".join(parts)
+
+
+def model_args(backend: str, model_path: str, args: ModelArgs, config: WorkerConfig) -> tuple[str, str]:
+    """(lm-eval --model, --model_args) for a backend."""
+    thinking = {"enable_thinking": args.enable_thinking, "think_end_token": args.think_end_token}
+    if backend == "hf":
+        return "hf", _join(
+            {
+                "pretrained": model_path,
+                "revision": args.revision,
+                "dtype": args.dtype or "auto",
+                "trust_remote_code": args.trust_remote_code,
+                **thinking,
+            }
+        )
+    if backend in ("vllm", "vllm-ascend"):
+        ascend = backend == "vllm-ascend"
+        return "vllm", _join(
+            {
+                "pretrained": model_path,
+                "revision": args.revision,
+                "tensor_parallel_size": args.tensor_parallel_size or max(len(config.devices), 1),
+                "dtype": args.dtype or ("bfloat16" if ascend else "auto"),
+                "gpu_memory_utilization": args.gpu_memory_utilization or 0.9,
+                "max_model_len": args.max_model_len,
+                "enforce_eager": args.enforce_eager if args.enforce_eager is not None else (True if ascend else None),
+                "trust_remote_code": args.trust_remote_code,
+                **thinking,
+            }
+        )
+    if backend == "openai":
+        base_url = args.base_url or config.openai_base_url
+        if base_url is None:
+            raise RefusedRun("backend openai needs a server: the worker's --openai-base-url or model_args.base_url")
+        tokenizer = args.tokenizer or config.openai_tokenizer
+        return "local-completions", _join(
+            {
+                "model": config.openai_model or model_path,
+                "base_url": base_url.rstrip("/") + "/completions",
+                "tokenizer": tokenizer,
+                "tokenizer_backend": "huggingface" if tokenizer else None,
+                "tokenized_requests": False,
+                "num_concurrent": args.num_concurrent or 8,
+                "max_retries": 3,
+                "think_end_token": args.think_end_token,
+            }
+        )
+    raise RefusedRun(f"unknown backend {backend!r}")
+
+
+def _gen_kwargs(options: RunOptions) -> str | None:
+    values = options.gen_kwargs.model_dump(exclude_none=True)
+    return ",".join(f"{k}={v}" for k, v in values.items()) or None
+
+
+def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Path | None = None) -> Invocation:
+    """The lm-eval command for a claimed run (model, backend, tasks, options as the server sent them)."""
+    if run["backend"] != config.backend:
+        raise RefusedRun(f"run is for backend {run['backend']}, this worker runs {config.backend}")
+    options = RunOptions.model_validate(run.get("options") or {})
+    tasks = [check_task(task) for task in run["tasks"]]
+    check_model_ref(run["model"])
+    if options.model_args.trust_remote_code and not config.allow_trust_remote_code:
+        raise RefusedRun("trust_remote_code is not allowed on this worker (--allow-trust-remote-code)")
+    code_tasks = sorted(set(tasks) & CODE_EXECUTING_TASKS)
+    if code_tasks and "sandboxed" not in config.labels:
+        raise RefusedRun(f"{', '.join(code_tasks)} execute model-written code: only sandboxed workers run them")
+
+    output_dir = config.work_dir / f"run-{run['run_id']}" / f"attempt-{run.get('attempt', 1)}"
+    model, args = model_args(config.backend, model_path, options.model_args, config)
+    argv = [
+        config.python,
+        "-m",
+        "lm_eval",
+        "--model",
+        model,
+        "--model_args",
+        args,
+        "--tasks",
+        ",".join(tasks),
+        "--output_path",
+        str(output_dir),
+        "--log_samples",
+    ]
+    if options.num_fewshot is not None:
+        argv += ["--num_fewshot", str(options.num_fewshot)]
+    argv += ["--batch_size", str(options.batch_size or ("auto" if config.backend.startswith("vllm") else 1))]
+    if config.backend == "hf":
+        argv += ["--device", "cuda" if config.devices else "cpu"]
+    if options.limit is not None:
+        argv += ["--limit", str(options.limit)]
+    if options.apply_chat_template:
+        argv += ["--apply_chat_template"]
+    if options.fewshot_as_multiturn is not None:
+        argv += ["--fewshot_as_multiturn", str(options.fewshot_as_multiturn).lower()]
+    if gen := _gen_kwargs(options):
+        argv += ["--gen_kwargs", gen]
+    if config.include_path is not None:
+        argv += ["--include_path", str(config.include_path)]
+    if cache_path is not None:
+        argv += ["--use_cache", str(cache_path)]
+    if code_tasks:
+        argv += ["--confirm_run_unsafe_code"]
+    return Invocation(argv=argv, env=environment(config), output_dir=output_dir)
+
+
+def environment(config: WorkerConfig) -> dict[str, str]:
+    env = {**OFFLINE_ENV, **config.extra_env}
+    devices = ",".join(str(d) for d in config.devices)
+    if config.backend == "vllm-ascend":
+        env.update(ASCEND_ENV)
+        if devices:
+            env["ASCEND_RT_VISIBLE_DEVICES"] = devices
+            env["VLLM_ASCEND_RT_DEVICES"] = devices
+    elif config.backend in ("vllm", "hf") and devices:
+        env["CUDA_VISIBLE_DEVICES"] = devices
+    if config.backend == "hf" and not devices:
+        env.setdefault("OMP_NUM_THREADS", "1")  # CPU generation is 5-20x slower and erratic with torch's default
+    return env
+
+
+def cache_key(model_fingerprint: str, backend: str, device_kind: str, options: RunOptions) -> str:
+    """lm-eval's response cache is keyed on the prompt alone: one cache per model content (its fingerprint, never
+    its path), backend, device kind, model arguments and batch size. Every model argument counts: dtype and
+    tensor parallelism change the numbers, and so does batching (memory utilisation, batch size)."""
+    answers_depend_on = {
+        "model": model_fingerprint,
+        "backend": backend,
+        "device": device_kind,
+        "model_args": options.model_args.model_dump(exclude_none=True),
+        "batch_size": options.batch_size,
+    }
+    return hashlib.sha256(json.dumps(answers_depend_on, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,200 @@
+"""Recording a finished evaluation: scores, per-sample outcomes, raw files and verdicts, in one transaction."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gate.baselines import service as baselines
+from gate.baselines.models import Baseline
+from gate.baselines.service import reference
+from gate.checks.accuracy import judge, profile
+from gate.checks.accuracy.models import SampleRecord
+from gate.checks.accuracy.results import ParsedResults, SampleOutcome
+from gate.db import utcnow
+from gate.errors import InvalidInput
+from gate.notifications import outbox as notifications
+from gate.runs.models import Artifact, Run, RunStatus, RunTask, Score, TaskVerdict
+from gate.verdicts import outcome
+
+
+def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks: list[str]) -> None:
+    """Refuse results that lack a requested task or the metric the baseline gates on."""
+    missing_tasks = [task for task in tasks if task not in parsed.profiles]
+    if missing_tasks:
+        raise InvalidInput(f"results lack the requested task(s) {', '.join(missing_tasks)}", field="results")
+    if baseline is None:
+        return
+    for gated in baseline.scores:
+        if gated.task not in parsed.profiles:
+            continue
+        score = parsed.score(gated.task, gated.metric)
+        if score is None:
+            raise InvalidInput(
+                f"results for {gated.task} lack the gated metric {gated.metric!r} of baseline {baseline.name!r}",
+                field="results",
+            )
+        if not 0.0 <= score.value <= 1.0:  # baselines are shares in [0, 1]; anything else cannot be judged
+            raise InvalidInput(f"results give {gated.task} {gated.metric} = {score.value!r}, not a share in [0, 1]")
+
+
+def _outcomes(session: Session, run_id: int, tasks: list[str], flt: str) -> dict[str, bool]:
+    """Per-document outcomes of a task, or of a group over its subtasks' documents."""
+    rows = session.execute(
+        select(SampleRecord.task, SampleRecord.doc_hash, SampleRecord.correct).where(
+            SampleRecord.run_id == run_id, SampleRecord.task.in_(tasks), SampleRecord.filter == flt
+        )
+    )
+    return {f"{task}/{doc_hash}": correct for task, doc_hash, correct in rows if doc_hash}
+
+
+def _no_gated_task(baseline: Baseline, parsed: ParsedResults) -> str:
+    tasks = ", ".join(profile.top_level(parsed.profiles))
+    entries = ", ".join(s.task for s in baseline.scores)
+    return f"baseline {baseline.name!r} has no entry for any task of this run ({tasks}); it gates {entries}"
+
+
+def verdict_data(v: judge.Verdict) -> dict[str, Any]:
+    data = asdict(v)
+    data["outcome"] = v.outcome.value
+    return data
+
+
+def record(
+    session: Session,
+    run: Run,
+    parsed: ParsedResults,
+    samples: list[SampleOutcome],
+    files: dict[str, bytes],
+    environment: dict[str, Any] | None = None,
+) -> Run:
+    """Store a finished evaluation and judge it against the run's baseline. The caller owns the transaction."""
+    check_gated_metrics(parsed, run.baseline, run.tasks)
+    run.eval_profile = parsed.profiles
+    run.environment = {**(run.environment or {}), **(environment or {})}
+    for s in parsed.scores:
+        session.add(
+            Score(
+                run_id=run.id,
+                task=s.task,
+                metric=s.metric,
+                value=s.value,
+                stderr=s.stderr,
+                n_samples=s.n_samples,
+            )
+        )
+    session.add_all(
+        SampleRecord(
+            run_id=run.id,
+            task=o.task,
+            filter=o.filter,
+            doc_id=o.doc_id,
+            doc_hash=o.doc_hash,
+            correct=o.correct,
+            filtered_answer=o.filtered_answer,
+            target=o.target,
+            question=o.question,
+            raw_output=o.raw_output,
+        )
+        for o in samples
+    )
+    for name, content in files.items():
+        session.add(Artifact(run_id=run.id, name=name, content_gz=gzip.compress(content, 6), size=len(content)))
+    session.flush()
+
+    outcomes = []
+    same_weights = None
+    if run.baseline is not None and run.baseline.from_run_id is not None:
+        reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == run.baseline.from_run_id))
+        if run.model_fingerprint is not None and reference_fingerprint is not None:
+            same_weights = run.model_fingerprint == reference_fingerprint
+    if run.baseline is not None:
+        for gated in run.baseline.scores:
+            score = parsed.score(gated.task, gated.metric)
+            if score is None:
+                continue
+            ref = reference(gated)
+            candidate = judge.Candidate(
+                task=score.task,
+                metric=score.metric,
+                value=score.value,
+                stderr=score.stderr,
+                n_samples=score.n_samples,
+                profile=parsed.profiles[score.task],
+            )
+            paired = None
+            if run.baseline.from_run_id is not None:
+                flt = gated.metric.split(",", 1)[1]
+                members = parsed.members(gated.task, gated.metric)
+                paired = judge.pair(
+                    _outcomes(session, run.id, members, flt),
+                    _outcomes(session, run.baseline.from_run_id, members, flt),
+                )
+            judged = judge.judge(candidate, ref, paired, same_weights)
+            outcomes.append(judged.outcome)
+            session.add(
+                TaskVerdict(
+                    run_id=run.id,
+                    baseline_score_id=gated.id,
+                    task=gated.task,
+                    outcome=judged.outcome.value,
+                    delta_pp=judged.delta_pp,
+                    details=verdict_data(judged),
+                )
+            )
+    final = outcome.overall(outcomes)
+    run.verdict_reason = None
+    if final is None and run.baseline is not None:  # imported work the baseline does not cover: not a gate result
+        final = outcome.Outcome.NOT_COMPARABLE
+        run.verdict_reason = _no_gated_task(run.baseline, parsed)
+    run.verdict = final.value if final else None
+    run.status = RunStatus.SUCCEEDED
+    run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome
+    run.finished_at = utcnow()
+    run.lease_expires_at = None  # the token stays: a replayed upload of this attempt is recognised
+    notifications.on_run_end(session, run)
+    session.flush()
+    return run
+
+
+def import_results(
+    session: Session,
+    *,
+    model: str,
+    backend: str,
+    baseline_name: str | None,
+    parsed: ParsedResults,
+    samples: list[SampleOutcome],
+    files: dict[str, bytes],
+    submitted_by: str | None,
+    ci_context: dict[str, Any] | None = None,
+    model_fingerprint: str | None = None,
+) -> Run:
+    """A run made by hand: create it finished, with its scores and verdict."""
+    baseline = None if baseline_name is None else baselines.get(session, baseline_name)
+    check_gated_metrics(parsed, baseline, [])
+    now = utcnow()
+    run = Run(
+        model=model,
+        backend=backend,
+        tasks=parsed.tasks,
+        options={},
+        labels=[],
+        baseline=baseline,
+        origin="import",
+        status=RunStatus.RUNNING,
+        max_attempts=0,
+        submitted_by=submitted_by,
+        ci_context=ci_context,
+        model_fingerprint=model_fingerprint,
+        created_at=now,
+        started_at=now,
+    )
+    session.add(run)
+    session.flush()
+    session.add_all(RunTask(run_id=run.id, task=task) for task in parsed.tasks)
+    return record(session, run, parsed, samples, files)

@@ -1,0 +1,1 @@
+"""The dashboard: HTML routes over plain-data views; templates/ mirrors the routes."""

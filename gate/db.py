@@ -1,0 +1,115 @@
+"""Engine, sessions and the column types every table shares. SQLite (WAL, foreign keys) by default; Postgres by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Execution option: open the SQLite transaction with BEGIN IMMEDIATE. A writer that starts as a reader and
+# upgrades later can fail with SQLITE_BUSY regardless of the busy timeout; taking the write lock up front waits.
+IMMEDIATE = {"gate_immediate": True}
+# Pools never make a thread wait: a request holds its connection across several thread-pool hops (dependencies,
+# handler, commit), so threads blocked on an exhausted pool can starve the holders of the threads they need to
+# finish. Postgres: more connections than the server's 40 worker threads plus its background loops.
+SQLITE_POOL = {"pool_size": 8, "max_overflow": -1}  # connections to a file are cheap
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 50}
+
+
+MAX_ID = 2**31 - 1  # ids are Integer, 32-bit on Postgres: a larger value cannot name a row
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), always returned aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: gate stores UTC only")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
+    if not url.startswith("sqlite"):
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return create_engine(url, pool_pre_ping=True, **{**POSTGRES_POOL, **kwargs})
+
+    engine = create_engine(
+        url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False}, **{**SQLITE_POOL, **kwargs}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is deferred-only)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get("gate_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database cannot be reached (down, restarting, its pool exhausted), as opposed to a bad statement."""
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
+    """A unit of work: commit on success, roll back on error. `write` takes SQLite's write lock first; elsewhere the
+    connection is taken at the first statement, so a request holds none while its other dependencies run."""
+    with factory() as session:
+        if write and factory.kw["bind"].dialect.name == "sqlite":
+            session.connection(execution_options=IMMEDIATE)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,10 @@
+"""Every table, for Alembic and the metadata: each domain's models, and each check kind's through the registry."""
+
+from importlib import import_module
+
+from gate.checks import KINDS
+
+DOMAINS = ("gate.runs", "gate.baselines", "gate.auth", "gate.notifications", *KINDS.values())
+
+for package in DOMAINS:
+    import_module(f"{package}.models")

@@ -1,0 +1,1 @@
+"""Notifications: webhooks in, the outbox out, commit statuses, signing, sealing, address checks."""

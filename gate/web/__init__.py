@@ -1,1 +1,0 @@
-"""The dashboard room: HTML pages rendered from templates/, reading through the store's queries."""

@@ -1,0 +1,38 @@
+"""What a worker is told: its own configuration, and a run as the server hands it over."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+
+class ClaimedRun(TypedDict):
+    """A run as the server hands it to a worker (`POST /workers/claim`); options are validated again here."""
+
+    run_id: int
+    kind: str  # gate.checks.KINDS: which part of the worker executes it
+    lease: str  # this attempt's lease token: every write carries it
+    lease_expires_at: str
+    lease_s: float  # the lease the server granted: renewals and fencing fit inside it
+    attempt: int
+    model: str
+    backend: str
+    tasks: list[str]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    backend: str
+    labels: tuple[str, ...] = ()
+    devices: tuple[int, ...] = ()
+    work_dir: Path = Path(".gate-worker")
+    include_path: Path | None = None  # air-gapped task overrides (the accuracy kind's --local-data)
+    allow_trust_remote_code: bool = False
+    openai_base_url: str | None = None  # the running OpenAI-compatible server (backend openai)
+    openai_model: str | None = None
+    openai_tokenizer: str | None = None
+    python: str = sys.executable
+    extra_env: dict[str, str] = field(default_factory=dict)
