@@ -204,6 +204,26 @@ def test_a_run_the_worker_refuses_fails_once_as_the_users_error(client: TestClie
     assert run["failure_reason"] == "trust_remote_code is not allowed on this worker (--allow-trust-remote-code)"
 
 
+@pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")  # GateClient's, on a TestClient
+def test_a_run_of_a_kind_the_worker_does_not_know_fails_as_the_users_error(
+    client: TestClient, auth: dict, tmp_path: Path, sessions
+) -> None:
+    """Runs are accuracy runs unless told otherwise; the agent dispatches on the claimed kind through the registry."""
+    run_id = submit(client, auth, backend="hf")
+    assert client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["kind"] == "accuracy"
+    with sessions() as session, session.begin():
+        session.get_one(Run, run_id).kind = "serving"  # a kind a newer server knows and this worker does not
+    worker = GateClient(str(client.base_url), "unused")
+    worker.http = client
+    client.headers.update(auth["worker"])
+    claimed = worker.claim("cpu-1", "hf", [], {}, wait_s=0)
+    assert (claimed["run_id"], claimed["kind"]) == (run_id, "serving")
+    assert Agent(worker, WorkerConfig(backend="hf", work_dir=tmp_path), name="cpu-1").execute(claimed) == "failed:user"
+    run = client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()
+    assert (run["status"], run["failure_kind"], run["kind"]) == ("failed", "user", "serving")
+    assert run["failure_reason"] == "this worker cannot run checks of kind 'serving' (it knows accuracy)"
+
+
 def test_leases_are_stored_hashed_and_worker_names_bound_to_their_token(
     client: TestClient, auth: dict, settings: Settings, sessions
 ) -> None:

@@ -1,4 +1,4 @@
-"""Reads: run history with filters and cursors, score series, samples, artifacts."""
+"""Reads: run history with filters and cursors, score series, artifacts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The run lifecycle in one place: submit, import, claim, renew, complete, fail, release, cancel, expire.
+"""The run lifecycle in one place: submit, claim, renew, complete, fail, release, cancel, expire.
 
 Every transition is one UPDATE guarded on the state it leaves (and, for worker writes, on the current lease
 token), and its row count decides: two requests racing for one run cannot both win, since the loser's UPDATE

@@ -143,7 +143,7 @@ class Agent:
                 timing.heartbeat_s,
                 timing.fence_s,
             )
-        try:  # lm-eval starts only after the first renewal succeeds
+        try:  # the evaluation starts only after the first renewal succeeds
             self.client.heartbeat(run_id, lease, None, None, "", retry=True)
         except (LeaseLost, ConnectionError) as exc:
             log.warning("run %s: first renewal failed, not starting: %s", run_id, exc)
