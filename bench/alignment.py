@@ -44,7 +44,9 @@ def side(model: Path, work: Path, texts: int, length: int, k: int) -> tuple[floa
     out = work / f"side-{texts}x{length}-k{k}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "gate.checks.alignment.sides", str(work / "spec.json"), str(out)], env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gate.checks.alignment.sides", str(work / "spec.json"), str(out)], env=env
+    )
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -73,7 +75,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = build(work / "tiny", GSM8K)
-        print("| texts x tokens | k | positions | side s | side peak RSS | record JSON | logits .npy | compare full s / peak | compare top-k s / peak |")
+        print(
+            "| texts x tokens | k | positions | side s | side peak RSS | record JSON | logits .npy "
+            "| compare full s / peak | compare top-k s / peak |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for shape in args.shapes.split(","):
             texts, length = (int(x) for x in shape.split("x"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gate.checks.alignment import execute
+from gate.checks.alignment import execute, judge
 from gate.worker import tiny_model
 
 GSM8K_DIR = Path(os.environ.get("GATE_GSM8K_DIR", Path(__file__).resolve().parents[2] / "shared/data/gsm8k"))
@@ -17,7 +17,7 @@ SHORT = {"set": "texts", "texts": ["Natalia sold clips to 48 of her friends in A
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The tiny model, a copy with noise in one layer's weights, and a model whose tokenizer was trained on other text."""
+    """The tiny model, a copy with noise in one layer, and a model whose tokenizer learnt from other text."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -41,10 +41,9 @@ def floor_report(models: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     return execute.execute(spec, tmp_path_factory.mktemp("floor"))
 
 
-def test_fp32_against_fp32_is_identical_and_passes(models: dict[str, str], tmp_path: Path) -> None:
-    report = execute.execute({"candidate": {"model": models["tiny"]}}, tmp_path)
-    assert report["outcome"] == "pass", report["reasons"]
-    comparison = report["comparisons"]["candidate float32 vs reference float32"]
+def test_fp32_against_fp32_is_identical_and_passes_the_fixed_thresholds(floor_report: dict[str, Any]) -> None:
+    name = "candidate float32 vs reference float32"
+    comparison = floor_report["comparisons"][name]
     assert comparison["cosine_basis"] == "full-vocabulary logits"
     overall = comparison["overall"]
     assert overall["cosine_min"] == pytest.approx(1.0, abs=1e-12)
@@ -54,7 +53,7 @@ def test_fp32_against_fp32_is_identical_and_passes(models: dict[str, str], tmp_p
     assert overall["texts"] == 10 and overall["positions"] > 60
     predictions = [t["prediction"] for t in comparison["texts"] if t["kind"] == "next_token"]
     assert len(predictions) == 4 and all(p["match"] for p in predictions)
-    assert [side["role"] for side in report["sides"]] == ["candidate", "reference"]
+    assert judge.judge({name: comparison}) == ("pass", ["1 comparison(s) within the fixed thresholds."])
 
 
 def test_bf16_differs_a_little_and_passes_the_noise_floor(floor_report: dict[str, Any]) -> None:
@@ -72,14 +71,19 @@ def test_bf16_differs_a_little_and_passes_the_noise_floor(floor_report: dict[str
     ]
     same = floor_report["three_way"]["candidate bfloat16 vs reference bfloat16"]
     assert same["ppl_rel_diff_max"] == 0.0  # one machine, one precision: bit-identical
-    assert floor_report["three_way"]["candidate bfloat16 vs reference float32"] == floor_report["three_way"]["noise floor"]
+    assert (
+        floor_report["three_way"]["candidate bfloat16 vs reference float32"] == floor_report["three_way"]["noise floor"]
+    )
 
 
 def test_a_perturbed_layer_fails_the_gate(models: dict[str, str], tmp_path: Path) -> None:
     spec = {"candidate": {"model": models["perturbed"]}, "reference": {"model": models["tiny"]}, "probes": SHORT}
     report = execute.execute(spec, tmp_path)
     assert report["outcome"] == "fail"
-    assert any("perplexity differs by" in reason for reason in report["reasons"]), report["reasons"]
+    assert report["reasons"][0].startswith(
+        "candidate float32 vs reference float32: the most likely token agrees at "
+    ), report["reasons"]
+    assert [side["role"] for side in report["sides"]] == ["candidate", "reference"]
 
 
 def test_another_tokenizer_is_not_comparable(models: dict[str, str], tmp_path: Path) -> None:

@@ -24,7 +24,12 @@ def record(texts: list[tuple[str, list[int], list[Position]]], dtype: str = "flo
         "full_logits": False,
         "tokenizer_fingerprint": fp,
         "texts": [
-            {"name": name, "kind": "next_token" if positions[-1]["token"] == -1 else "text", "token_ids": ids, "positions": positions}
+            {
+                "name": name,
+                "kind": "next_token" if positions[-1]["token"] == -1 else "text",
+                "token_ids": ids,
+                "positions": positions,
+            }
             for name, ids, positions in texts
         ],
     }
@@ -53,8 +58,14 @@ def test_union_basis_fills_missing_tokens_with_the_kth_logprob() -> None:
 
 
 def test_full_logits_basis_and_perplexity() -> None:
-    ref_positions = [position(1, LN(0.5), [(0, LN(0.6)), (1, LN(0.5))]), position(2, LN(0.25), [(0, LN(0.6)), (2, LN(0.25))])]
-    cand_positions = [position(1, LN(0.5), [(0, LN(0.6)), (1, LN(0.5))]), position(2, LN(0.5), [(2, LN(0.5)), (0, LN(0.4))])]
+    ref_positions = [
+        position(1, LN(0.5), [(0, LN(0.6)), (1, LN(0.5))]),
+        position(2, LN(0.25), [(0, LN(0.6)), (2, LN(0.25))]),
+    ]
+    cand_positions = [
+        position(1, LN(0.5), [(0, LN(0.6)), (1, LN(0.5))]),
+        position(2, LN(0.5), [(2, LN(0.5)), (0, LN(0.4))]),
+    ]
     cand, ref = record([("t", [0, 1, 2], cand_positions)]), record([("t", [0, 1, 2], ref_positions)])
     ref_logits = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
     cand_logits = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
@@ -89,7 +100,10 @@ def test_next_token_prediction_is_the_final_position() -> None:
     ("change", "reason"),
     [
         ({"tokenizer_fingerprint": "other"}, "not comparable: the two sides use different tokenizers."),
-        ({"texts": [{"name": "a", "kind": "text", "token_ids": [7, 2], "positions": []}]}, "not comparable: the two sides were given different token ids for 'a'."),
+        (
+            {"texts": [{"name": "a", "kind": "text", "token_ids": [7, 2], "positions": []}]},
+            "not comparable: the two sides were given different token ids for 'a'.",
+        ),
         ({"texts": []}, "not comparable: the two sides were given different probe texts."),
     ],
 )

@@ -58,12 +58,27 @@ def test_user_texts_keep_newlines_and_tabs() -> None:
         ([], "the alignment spec must be an object."),
         ({"candidate": {"model": "m"}, "seed": 1}, "the alignment spec has unknown keys: seed."),
         ({}, 'candidate must be an object such as {"model": "/models/qwen3"}.'),
-        ({"candidate": {"model": "m", "backend": "tgi"}}, "candidate.backend must be one of hf, vllm, vllm-ascend, openai, not 'tgi'."),
-        ({"candidate": {"model": "m"}, "reference": {"dtype": "int8"}}, "reference.dtype must be one of float32, bfloat16, float16, not 'int8'."),
+        (
+            {"candidate": {"model": "m", "backend": "tgi"}},
+            "candidate.backend must be one of hf, vllm, vllm-ascend, openai, not 'tgi'.",
+        ),
+        (
+            {"candidate": {"model": "m"}, "reference": {"dtype": "int8"}},
+            "reference.dtype must be one of float32, bfloat16, float16, not 'int8'.",
+        ),
         ({"candidate": {"model": "m"}, "top_k": 5}, "top_k must be an integer from 20 to 1000, got 5."),
-        ({"candidate": {"model": "m"}, "precisions": ["bfloat16"]}, 'precisions must be ["float32", "bfloat16"] or ["float32", "float16"].'),
-        ({"candidate": {"model": "m"}, "probes": {"set": "mmlu"}}, "probes.set must be card, gsm8k or texts, not 'mmlu'."),
-        ({"candidate": {"model": "m"}, "probes": {"set": "gsm8k", "n": 0, "dir": "."}}, "probes.n must be between 1 and 64, got 0."),
+        (
+            {"candidate": {"model": "m"}, "precisions": ["bfloat16"]},
+            'precisions must be ["float32", "bfloat16"] or ["float32", "float16"].',
+        ),
+        (
+            {"candidate": {"model": "m"}, "probes": {"set": "mmlu"}},
+            "probes.set must be card, gsm8k or texts, not 'mmlu'.",
+        ),
+        (
+            {"candidate": {"model": "m"}, "probes": {"set": "gsm8k", "n": 0, "dir": "."}},
+            "probes.n must be between 1 and 64, got 0.",
+        ),
     ],
 )
 def test_bad_specs_are_refused_in_one_sentence(spec: Any, message: str, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ class SideFailed(GateError):
 
 def _side(raw: Any, role: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise ValueError(f"{role} must be an object such as {{\"model\": \"/models/qwen3\"}}.")
+        raise ValueError(f'{role} must be an object such as {{"model": "/models/qwen3"}}.')
     side = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
     unknown = sorted(side.keys() - {"model", "backend", "dtype", "device", "engine_args"})
     if unknown:
@@ -135,7 +135,7 @@ def execute(
         reason = f"not comparable: {candidate['model']} and {reference['model']} use different tokenizers."
         return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [reason]}
     inputs = []
-    for text, ids in zip(texts, tokenized["token_ids"]):
+    for text, ids in zip(texts, tokenized["token_ids"], strict=True):
         if len(ids) < (1 if text.kind == "next_token" else 2):
             raise ValueError(f"the probe text {text.name!r} is {len(ids)} token(s) long, too short to predict.")
         inputs.append({"name": text.name, "kind": text.kind, "token_ids": ids})
@@ -151,7 +151,7 @@ def execute(
         report["sides"].append(
             {
                 "role": role,
-                **{key: record[key] for key in ("backend", "model", "dtype", "device", "top_k", "full_logits")},  # type: ignore[literal-required]
+                **{key: record[key] for key in ("backend", "model", "dtype", "device", "top_k", "full_logits")},
                 "positions": sum(len(t["positions"]) for t in record["texts"]),
                 "seconds": round(seconds, 3),
                 "record": str(out),
@@ -163,11 +163,18 @@ def execute(
     floor = None
     if precisions is None:
         name = f"candidate {candidate['dtype']} vs reference {reference['dtype']}"
-        pair = run_side("candidate", candidate, candidate["dtype"]), run_side("reference", reference, reference["dtype"])
+        pair = (
+            run_side("candidate", candidate, candidate["dtype"]),
+            run_side("reference", reference, reference["dtype"]),
+        )
         report["comparisons"] = {name: metrics.compare_sides(*pair)}
     else:
         low = next(p for p in precisions if p != "float32")
-        sides = [run_side(role, side, dtype) for role, side in (("candidate", candidate), ("reference", reference)) for dtype in ("float32", low)]
+        sides = [
+            run_side(role, side, dtype)
+            for role, side in (("candidate", candidate), ("reference", reference))
+            for dtype in ("float32", low)
+        ]
         report["comparisons"], floor = metrics.three_way(*sides)
         report["noise_floor"] = floor
         report["three_way"] = {name: _row(c) for name, c in {**report["comparisons"], "noise floor": floor}.items()}

@@ -42,7 +42,9 @@ def _fixed(name: str, overall: Mapping[str, Any], t: Thresholds) -> list[str]:
     failures = []
     ppl = overall["ppl_rel_diff_max"]
     if ppl is not None and ppl > t.ppl_rel_diff:
-        failures.append(f"{name}: a text's perplexity differs by {ppl:.3%}, more than the {t.ppl_rel_diff:.2%} allowed.")
+        failures.append(
+            f"{name}: a text's perplexity differs by {ppl:.3%}, more than the {t.ppl_rel_diff:.2%} allowed."
+        )
     if overall["top1_match_rate"] < t.top1_match:
         failures.append(
             f"{name}: the most likely token agrees at {overall['top1_match_rate']:.1%} of positions, "

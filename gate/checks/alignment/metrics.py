@@ -34,7 +34,7 @@ def not_comparable(candidate: SideRecord, reference: SideRecord) -> str | None:
         return "the two sides use different tokenizers"
     if [(t["name"], t["kind"]) for t in candidate["texts"]] != [(t["name"], t["kind"]) for t in reference["texts"]]:
         return "the two sides were given different probe texts"
-    for cand, ref in zip(candidate["texts"], reference["texts"]):
+    for cand, ref in zip(candidate["texts"], reference["texts"], strict=True):
         if cand["token_ids"] != ref["token_ids"]:
             return f"the two sides were given different token ids for {ref['name']!r}"
         if [p["token"] for p in cand["positions"]] != [p["token"] for p in ref["positions"]]:
@@ -91,7 +91,7 @@ def _full_rows(cand: np.ndarray, ref: np.ndarray, start: int, count: int) -> Ite
         errors = np.linalg.norm(a - b, axis=-1) / np.maximum(np.linalg.norm(b, axis=-1), np.finfo(float).tiny)
         log_r, log_c = _log_softmax(b), _log_softmax(a)
         kls = np.sum(np.exp(log_r) * (log_r - log_c), axis=-1)
-        yield from zip(cosines.tolist(), errors.tolist(), kls.tolist())
+        yield from zip(cosines.tolist(), errors.tolist(), kls.tolist(), strict=True)
 
 
 def _union_row(cand: Position, ref: Position) -> tuple[float, float, float]:
@@ -117,7 +117,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _summary(candidate: SideRecord) -> dict[str, Any]:
-    return {key: candidate[key] for key in ("backend", "model", "dtype", "device")}  # type: ignore[literal-required]
+    return {key: candidate[key] for key in ("backend", "model", "dtype", "device")}
 
 
 def compare(
@@ -134,16 +134,16 @@ def compare(
     texts: list[dict[str, Any]] = []
     all_positions: list[dict[str, Any]] = []
     row = 0
-    for cand_text, ref_text in zip(candidate["texts"], reference["texts"]):
-        pairs = list(zip(cand_text["positions"], ref_text["positions"]))
+    for cand_text, ref_text in zip(candidate["texts"], reference["texts"], strict=True):
+        pairs = list(zip(cand_text["positions"], ref_text["positions"], strict=True))
         if full:
             assert candidate_logits is not None and reference_logits is not None
             figures = list(_full_rows(candidate_logits, reference_logits, row, len(pairs)))
         else:
             figures = [_union_row(c, r) for c, r in pairs]
         row += len(pairs)
-        positions = []
-        for (cand, ref), (cosine, error, kl) in zip(pairs, figures):
+        positions: list[dict[str, Any]] = []
+        for (cand, ref), (cosine, error, kl) in zip(pairs, figures, strict=True):
             positions.append(
                 {
                     "token": ref["token"],
@@ -178,7 +178,11 @@ def compare(
                 "ppl_rel_diff": _relative(ppl_c, ppl_r),
                 # next_token probes: what each side predicts after the prompt (the card's NPU/CPU prediction columns)
                 "prediction": (
-                    {"candidate": last["candidate_top1"], "reference": last["reference_top1"], "match": last["top1_match"]}
+                    {
+                        "candidate": last["candidate_top1"],
+                        "reference": last["reference_top1"],
+                        "match": last["top1_match"],
+                    }
                     if ref_text["kind"] == "next_token"
                     else None
                 ),

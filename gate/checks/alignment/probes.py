@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def gsm8k(data_dir: Path, n: int) -> list[ProbeText]:
     if not path.is_file():
         raise ValueError(f"no GSM8K test file at {path}.")
     with path.open() as f:
-        questions = [json.loads(line)["question"] for line, _ in zip(f, range(n))]
+        questions = [json.loads(line)["question"] for line in itertools.islice(f, n)]
     return [ProbeText(f"gsm8k-{i}", "text", question) for i, question in enumerate(questions)]
 
 
@@ -91,7 +92,7 @@ def select(probes: object, gsm8k_dir: Path | None = None) -> list[ProbeText]:
     if probes is None:
         return card()
     if not isinstance(probes, dict):
-        raise ValueError("probes must be an object such as {\"set\": \"card\"}.")
+        raise ValueError('probes must be an object such as {"set": "card"}.')
     name = probes.get("set", "card")
     if name == "card":
         return card()

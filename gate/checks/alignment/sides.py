@@ -8,6 +8,7 @@ Exit codes: 0 done, 2 bad input (one sentence on stderr), 1 the side failed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -93,7 +94,10 @@ def run_hf(spec: dict[str, Any], out: Path) -> SideRecord:
                     {
                         "token": token,
                         "logprob": float(logprobs[j, token]) if token >= 0 else None,
-                        "top": [[int(t), float(lp)] for t, lp in zip(best.indices[j].tolist(), best.values[j].tolist())],
+                        "top": [
+                            [int(t), float(lp)]
+                            for t, lp in zip(best.indices[j].tolist(), best.values[j].tolist(), strict=True)
+                        ],
                     }
                 )
             full[row : row + len(actual)] = logits[:, : full.shape[1]].cpu().numpy()
@@ -118,9 +122,10 @@ def run(spec: dict[str, Any], out: Path) -> SideRecord:
     spec = check(spec)
     if spec["backend"] == "hf":
         return run_hf(spec, out)
-    from gate.checks.alignment import vllm_side
-
-    return vllm_side.run(spec)
+    # The vLLM engine and servers enter here only, imported by name: a worker without vLLM never loads them.
+    vllm_side = importlib.import_module("gate.checks.alignment.vllm_side")
+    record: SideRecord = vllm_side.run(spec)
+    return record
 
 
 def main(argv: list[str]) -> int:
