@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def test_fp32_against_fp32_is_identical_and_passes_the_fixed_thresholds(floor_re
 
 def test_bf16_differs_a_little_and_passes_the_noise_floor(floor_report: dict[str, Any]) -> None:
     assert floor_report["outcome"] == "pass", floor_report["reasons"]
+    json.dumps(floor_report, allow_nan=False)  # the report travels as JSON as it is
     assert floor_report["reasons"] == ["3 comparison(s) within the noise floor."]
     floor = floor_report["noise_floor"]["overall"]
     assert 0 < floor["kl_mean"] < 0.01
@@ -99,3 +101,10 @@ def test_cross_precision_without_a_floor_runs_nothing(models: dict[str, str], tm
     assert report["outcome"] == "not_comparable"
     assert "differ in precision and no noise floor was measured" in report["reasons"][0]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_model_fails_the_run_with_the_sides_sentence(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(execute.SideFailed) as caught:
+        execute.execute({"candidate": {"model": str(missing)}, "probes": SHORT}, tmp_path / "work")
+    assert str(caught.value) == f"tokenizing the probe failed (exit 2): error: no model folder at {missing}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -22,11 +23,18 @@ def fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def local(model: str) -> str:
+    """model, or a one-sentence ValueError where it is a path with nothing there (not a hub name to resolve)."""
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
+        raise ValueError(f"no model folder at {model}.")
+    return model
+
+
 def load(model: str) -> Any:
     """The model's own tokenizer (transformers, imported here only)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model)
+    return AutoTokenizer.from_pretrained(local(model))
 
 
 def encode(model: str, texts: list[str], others: list[str] | None = None) -> dict[str, Any]:
