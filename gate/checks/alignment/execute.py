@@ -103,6 +103,53 @@ def _environment(env: Mapping[str, str] | None, device: str) -> dict[str, str]:
     return child
 
 
+def _tokenize(
+    texts: list[probes.ProbeText], spec: dict[str, Any], work_dir: Path, python: str, env: Mapping[str, str] | None
+) -> tuple[str, list[dict[str, Any]], bool]:
+    """Token ids by the reference's tokenizer, once for every side: (fingerprint, side inputs, same tokenizer?)."""
+    candidate, reference = spec["candidate"]["model"], spec["reference"]["model"]
+    (work_dir / "texts.json").write_text(json.dumps([t.text for t in texts]))
+    others = [candidate] if candidate != reference else []
+    args = ["--tokenize", reference, str(work_dir / "texts.json"), str(work_dir / "tokens.json"), *others]
+    _subprocess(python, args, _environment(env, "cpu"), "tokenizing the probe")
+    tokenized = json.loads((work_dir / "tokens.json").read_text())
+    fingerprint = tokenized["tokenizer_fingerprint"]
+    inputs = []
+    for text, ids in zip(texts, tokenized["token_ids"], strict=True):
+        if len(ids) < (1 if text.kind == "next_token" else 2):
+            raise ValueError(f"the probe text {text.name!r} is {len(ids)} token(s) long, too short to predict.")
+        inputs.append({"name": text.name, "kind": text.kind, "token_ids": ids})
+    return fingerprint, inputs, all(fp == fingerprint for fp in tokenized["fingerprints"].values())
+
+
+def _run_side(
+    role: str,
+    side: dict[str, Any],
+    dtype: str,
+    inputs: list[dict[str, Any]],
+    top_k: int,
+    work_dir: Path,
+    python: str,
+    env: Mapping[str, str] | None,
+) -> tuple[metrics.Side, dict[str, Any]]:
+    """One side in a fresh process: its record with its logits (memory-mapped), and its line in the report."""
+    name = f"{role}-{dtype}"
+    (work_dir / f"{name}.spec.json").write_text(json.dumps({**side, "dtype": dtype, "top_k": top_k, "texts": inputs}))
+    out = work_dir / f"{name}.json"
+    args = [str(work_dir / f"{name}.spec.json"), str(out)]
+    seconds = _subprocess(python, args, _environment(env, side["device"]), f"the {name} side")
+    record: SideRecord = json.loads(out.read_text())
+    summary = {
+        "role": role,
+        **{key: record[key] for key in ("backend", "model", "dtype", "device", "top_k", "full_logits")},
+        "positions": sum(len(t["positions"]) for t in record["texts"]),
+        "seconds": round(seconds, 3),
+        "record": str(out),
+    }
+    logits = record.get("logits_file")
+    return (record, np.load(logits, mmap_mode="r") if logits else None), summary
+
+
 def execute(
     spec: Any,
     work_dir: Path,
@@ -123,61 +170,36 @@ def execute(
     if precisions is None and candidate["dtype"] != reference["dtype"]:
         reason = judge.precision_mismatch("the probe", candidate["dtype"], reference["dtype"])
         return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [reason]}
-
     work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "texts.json").write_text(json.dumps([t.text for t in texts]))
-    others = [candidate["model"]] if candidate["model"] != reference["model"] else []
-    args = ["--tokenize", reference["model"], str(work_dir / "texts.json"), str(work_dir / "tokens.json"), *others]
-    _subprocess(python, args, _environment(env, "cpu"), "tokenizing the probe")
-    tokenized = json.loads((work_dir / "tokens.json").read_text())
-    report["tokenizer_fingerprint"] = tokenized["tokenizer_fingerprint"]
-    if any(fp != tokenized["tokenizer_fingerprint"] for fp in tokenized["fingerprints"].values()):
+    report["tokenizer_fingerprint"], inputs, same_tokenizer = _tokenize(texts, spec, work_dir, python, env)
+    if not same_tokenizer:
         reason = f"not comparable: {candidate['model']} and {reference['model']} use different tokenizers."
         return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [reason]}
-    inputs = []
-    for text, ids in zip(texts, tokenized["token_ids"], strict=True):
-        if len(ids) < (1 if text.kind == "next_token" else 2):
-            raise ValueError(f"the probe text {text.name!r} is {len(ids)} token(s) long, too short to predict.")
-        inputs.append({"name": text.name, "kind": text.kind, "token_ids": ids})
 
-    def run_side(role: str, side: dict[str, Any], dtype: str) -> metrics.Side:
-        name = f"{role}-{dtype}"
-        side_spec = {**side, "dtype": dtype, "top_k": spec["top_k"], "texts": inputs}
-        (work_dir / f"{name}.spec.json").write_text(json.dumps(side_spec))
-        out = work_dir / f"{name}.json"
-        args = [str(work_dir / f"{name}.spec.json"), str(out)]
-        seconds = _subprocess(python, args, _environment(env, side["device"]), f"the {name} side")
-        record: SideRecord = json.loads(out.read_text())
-        report["sides"].append(
-            {
-                "role": role,
-                **{key: record[key] for key in ("backend", "model", "dtype", "device", "top_k", "full_logits")},
-                "positions": sum(len(t["positions"]) for t in record["texts"]),
-                "seconds": round(seconds, 3),
-                "record": str(out),
-            }
-        )
-        logits = record.get("logits_file")
-        return record, (np.load(logits, mmap_mode="r") if logits else None)
-
+    # precisions run four sides (candidate and reference, each in float32 and the low precision), else two
+    dtypes = ("float32", next(p for p in precisions if p != "float32")) if precisions else None
+    plan = [
+        (role, side, dtype)
+        for role, side in (("candidate", candidate), ("reference", reference))
+        for dtype in (dtypes or (side["dtype"],))
+    ]
+    sides = []
+    for role, side, dtype in plan:
+        ran, summary = _run_side(role, side, dtype, inputs, spec["top_k"], work_dir, python, env)
+        sides.append(ran)
+        report["sides"].append(summary)
     floor = None
-    if precisions is None:
-        name = f"candidate {candidate['dtype']} vs reference {reference['dtype']}"
-        pair = (
-            run_side("candidate", candidate, candidate["dtype"]),
-            run_side("reference", reference, reference["dtype"]),
-        )
-        report["comparisons"] = {name: metrics.compare_sides(*pair)}
-    else:
-        low = next(p for p in precisions if p != "float32")
-        sides = [
-            run_side(role, side, dtype)
-            for role, side in (("candidate", candidate), ("reference", reference))
-            for dtype in ("float32", low)
-        ]
-        report["comparisons"], floor = metrics.three_way(*sides)
-        report["noise_floor"] = floor
-        report["three_way"] = {name: _row(c) for name, c in {**report["comparisons"], "noise floor": floor}.items()}
+    try:
+        if dtypes is None:
+            name = f"candidate {candidate['dtype']} vs reference {reference['dtype']}"
+            report["comparisons"] = {name: metrics.compare_sides(*sides)}
+        else:
+            report["comparisons"], floor = metrics.three_way(*sides)
+            report["noise_floor"] = floor
+            table = {**report["comparisons"], "noise floor": floor}
+            report["three_way"] = {name: _row(comparison) for name, comparison in table.items()}
+    except metrics.NotComparable as exc:  # a side's own tokenizer or inputs differed from what it was given
+        return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [str(exc)]}
     report["outcome"], report["reasons"] = judge.judge(report["comparisons"], floor)
     return report
 

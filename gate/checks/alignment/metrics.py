@@ -18,6 +18,10 @@ ROWS_PER_BLOCK = 64  # full-logits rows compared at a time: bounds memory at 64 
 Side = tuple[SideRecord, "np.ndarray | None"]  # a record and its full logits, where it has them
 
 
+class NotComparable(ValueError):
+    """Two side records that cannot be compared position by position."""
+
+
 class Comparison(TypedDict):
     """Candidate against reference: the sides, the basis of cosine and KL, per text and overall figures."""
 
@@ -129,7 +133,7 @@ def compare(
     """Candidate against reference, position by position; full-vocabulary figures when both logits are given."""
     reason = not_comparable(candidate, reference)
     if reason:
-        raise ValueError(f"not comparable: {reason}.")
+        raise NotComparable(f"not comparable: {reason}.")
     full = candidate_logits is not None and reference_logits is not None
     texts: list[dict[str, Any]] = []
     all_positions: list[dict[str, Any]] = []
