@@ -37,7 +37,8 @@ class _SideRequired(TypedDict):
     top_k: int  # entries in every `top` list (at least 20)
     full_logits: bool  # whether `logits_file` holds every position's full-vocabulary logits
     # sha256 over the tokenizer's vocabulary, merges, added and special tokens (tokens.fingerprint): equal for the
-    # same tokenizer files, different for another tokenizer.
+    # same tokenizer files, different for another tokenizer. A backend may leave it "": sides.run then fills it
+    # from engine_args["tokenizer"] or the model.
     tokenizer_fingerprint: str
     texts: list[TextRecord]  # in the probe's order
 

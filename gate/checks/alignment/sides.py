@@ -36,6 +36,8 @@ def check(spec: Any) -> dict[str, Any]:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {spec['dtype']!r}.")
     if spec["backend"] == "hf" and spec["device"] not in HF_DEVICES:
         raise ValueError(f"the hf backend runs on {', '.join(HF_DEVICES)}, not {spec['device']!r}.")
+    if not isinstance(spec.setdefault("engine_args", {}), dict):
+        raise ValueError("engine_args must be an object.")
     top_k = spec["top_k"]
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < MIN_TOP_K:
         raise ValueError(f"top_k must be an integer of at least {MIN_TOP_K}, got {top_k!r}.")
@@ -70,7 +72,7 @@ def run_hf(spec: dict[str, Any], out: Path) -> SideRecord:
     top_k = spec["top_k"]
     tokenizer = tokens.load(spec["model"])
     model = AutoModelForCausalLM.from_pretrained(
-        spec["model"], dtype=getattr(torch, spec["dtype"]), **spec.get("engine_args", {})
+        spec["model"], dtype=getattr(torch, spec["dtype"]), **spec["engine_args"]
     )
     model = model.to(spec["device"]).eval()
     logits_path = out.with_name(out.stem + ".logits.npy")
@@ -125,6 +127,10 @@ def run(spec: dict[str, Any], out: Path) -> SideRecord:
     # The vLLM engine and servers enter here only, imported by name: a worker without vLLM never loads them.
     vllm_side = importlib.import_module("gate.checks.alignment.vllm_side")
     record: SideRecord = vllm_side.run(spec)
+    if not record["tokenizer_fingerprint"]:  # a server's model is a name: its tokenizer is engine_args' or model's
+        record["tokenizer_fingerprint"] = tokens.fingerprint(
+            tokens.load(spec["engine_args"].get("tokenizer", spec["model"]))
+        )
     return record
 
 
