@@ -90,19 +90,19 @@ def run_hf(spec: dict[str, Any], out: Path) -> SideRecord:
             logprobs = torch.log_softmax(logits, dim=-1)
             best = torch.topk(logprobs, top_k, dim=-1)
             actual = ids[1:] + [-1] * (text["kind"] == "next_token")
-            positions: list[Position] = []
-            for j, token in enumerate(actual):
-                positions.append(
-                    {
-                        "token": token,
-                        "logprob": float(logprobs[j, token]) if token >= 0 else None,
-                        "top": [
-                            [int(t), float(lp)]
-                            for t, lp in zip(best.indices[j].tolist(), best.values[j].tolist(), strict=True)
-                        ],
-                    }
-                )
-            full[row : row + len(actual)] = logits[:, : full.shape[1]].cpu().numpy()
+            # one transfer per text, not one per position: each .item() on an accelerator waits for it
+            rows = torch.arange(len(ids) - 1, device=logprobs.device)
+            scored = logprobs[rows, torch.tensor(ids[1:], dtype=torch.long, device=logprobs.device)].tolist()
+            tops, top_logprobs = best.indices.tolist(), best.values.tolist()
+            positions: list[Position] = [
+                {
+                    "token": token,
+                    "logprob": scored[j] if token >= 0 else None,
+                    "top": [[t, lp] for t, lp in zip(tops[j], top_logprobs[j], strict=True)],
+                }
+                for j, token in enumerate(actual)
+            ]
+            full[row : row + len(actual)] = logits.cpu().numpy()
             row += len(actual)
             records.append({"name": text["name"], "kind": text["kind"], "token_ids": ids, "positions": positions})
     full.flush()
