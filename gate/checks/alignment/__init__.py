@@ -1,0 +1,1 @@
+"""The alignment probe: two backends fed the same token ids, compared position by position and judged."""
