@@ -5,14 +5,21 @@ environment is set by the caller from `environment()`); backend `openai` asks a 
 server. Both are fed the token ids themselves (teacher forcing), never text, and answer in token ids, so
 positions map to ids without detokenizing.
 
-What vLLM returns (0.32.0, measured on its CPU build):
+What vLLM returns (0.32.0, read on its CPU build with the tiny Qwen3):
 - The first prompt position has no prediction: the engine's `prompt_logprobs[0]` is None, the server's
   `prompt_logprobs[0]` is null.
-- Every later position holds the top-k plus the actual token when it ranks outside them (k + 1 entries);
-  `rank` is the token's 1-based rank in the full vocabulary.
-- Special tokens (e.g. `<|im_end|>` inside a text) are scored like any other id: the ids given are the ids scored.
-- Logprobs are the raw model's (`logprobs_mode="raw_logprobs"`, set explicitly below): a log-softmax of the
-  logits before temperature, penalties or top-k/top-p; prompt logprobs are always raw.
+- Every later position is {token_id: Logprob(logprob, rank, decoded_token)}: the actual token first, with `rank`
+  its 1-based place in the whole vocabulary (e.g. 1304 of 2048), then the top-k with ranks 1..k; k entries when
+  the actual token is among them, k + 1 otherwise. The generated token's `logprobs[0]` has the same shape.
+- Special tokens inside a text (`<|im_end|>`, `<|im_start|>`) are scored like any other id, decoded_token
+  '<|im_end|>': the ids given are the ids scored.
+- Logprobs are the raw model's: `logprobs_mode="raw_logprobs"` (0.32's default, set explicitly below) is the
+  log-softmax of the logits before temperature, penalties and top-k/top-p; prompt logprobs never see those.
+- The server's `prompt_logprobs` request field answers with the same dicts keyed by token id (JSON strings);
+  `echo` + `logprobs` keys `top_logprobs` by decoded text, where two tokens with one spelling collide, unless
+  `return_tokens_as_token_ids` makes the keys "token_id:<id>". So: prompt_logprobs for the prompt, and the
+  generated token's top_logprobs with return_tokens_as_token_ids for the next token. Logprobs of -inf arrive as
+  -9999.0.
 
 gate.checks.alignment.sides runs this in a subprocess of the side's environment; vllm.LLM starts worker processes
 that re-import the main module, so that module keeps its `if __name__ == "__main__":` guard.
