@@ -13,12 +13,8 @@ from typing import Any
 
 from gate.runs.options import CODE_EXECUTING_TASKS, ModelArgs, RunOptions, check_model_ref, check_task
 from gate.worker.config import ClaimedRun, WorkerConfig
+from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV
 from gate.worker.process import Invocation
-
-# vLLM-Ascend, as in the model card's adaptation runs: the task queue and expandable segments make NPU memory
-# behave, and devices are selected for both torch_npu and vLLM-Ascend.
-ASCEND_ENV = {"TASK_QUEUE_ENABLE": "1", "PYTORCH_NPU_ALLOC_CONF": "expandable_segments:True"}
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 class RefusedRun(ValueError):

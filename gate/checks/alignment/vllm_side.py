@@ -28,45 +28,14 @@ that re-import the main module, so that module keeps its `if __name__ == "__main
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any
 
-from gate.worker.command import ASCEND_ENV, OFFLINE_ENV
+from gate.checks.alignment.record import Position, SideRecord, TextRecord
+from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV
 
 ENGINE_BACKENDS = ("vllm", "vllm-ascend")
 SERVER_TIMEOUT_S = 300.0  # one request scores a whole text; a long text on a busy server takes a while
 CPU_KV_CACHE_GIB = "1"  # vLLM's CPU build reserves 4 GiB by default and refuses to start on small machines
-
-
-# The side record, mirrored from record.py key for key (this module runs where record.py may be absent in review).
-Kind = Literal["next_token", "text"]
-
-
-class Position(TypedDict):
-    token: int  # the actual next token; -1 on a next_token probe's extra final position
-    logprob: float | None  # natural-log probability of token; None where token is -1
-    top: list[list[float]]  # [[token_id, logprob], ...] best first, top_k entries
-
-
-class TextRecord(TypedDict):
-    name: str
-    kind: Kind
-    token_ids: list[int]
-    positions: list[Position]
-
-
-class _SideRequired(TypedDict):
-    backend: str
-    model: str
-    dtype: str
-    device: str
-    top_k: int
-    full_logits: bool
-    tokenizer_fingerprint: str
-    texts: list[TextRecord]
-
-
-class SideRecord(_SideRequired, total=False):
-    logits_file: str
 
 
 class SideError(RuntimeError):
