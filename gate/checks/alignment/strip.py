@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 1100, 150  # SVG units; the template scales the strip to the page's width
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 24  # room for the scale's labels on the left and the axis below
+LEFT, RIGHT, TOP, BOTTOM = 96, 8, 10, 24  # room for the scale's labels ("5.53e-07 nats") on the left, the axis below
 GAP = 0.15  # of a bar's slot, left empty between bars while bars are wider than 4 units
 MIN_VISIBLE = 1.0  # units: a nonzero KL never draws as an invisible bar
 
@@ -49,6 +49,14 @@ def geometry(kls: list[float], differs: list[bool], titles: list[str]) -> Strip:
         height = kl / peak * plot_height if peak > 0 else 0.0
         if kl > 0:
             height = max(height, MIN_VISIBLE)
-        bars.append(Bar(x=LEFT + i * slot + gap / 2, y=axis_y - height, width=slot - gap, height=height, differs=diff,
-                        title=title))
+        bars.append(
+            Bar(
+                x=LEFT + i * slot + gap / 2,
+                y=axis_y - height,
+                width=slot - gap,
+                height=height,
+                differs=diff,
+                title=title,
+            )
+        )
     return Strip(bars=bars, top_label=f"{peak:.3g} nats", axis_y=axis_y, plot_height=plot_height)
