@@ -23,7 +23,6 @@ from gate.db import make_engine, make_session_factory, transaction
 from gate.errors import InvalidInput
 from gate.runs.models import Artifact, Run
 from gate.settings import Settings
-from tests.processes import server
 from tests.test_dashboard import SHOTS, browser_page
 
 __all__ = ["browser_page"]  # the fixture, imported for this module's tests

@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click  # typer 0.2x vendors click: its own exception classes
 
+from gate import checks
 from gate.cli import admin, gating, serve, webhooks, worker
 from gate.settings import get_settings
 
@@ -40,6 +41,10 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("submit")(gating.submit)
 app.command("import")(gating.import_results)
+for kind in checks.KINDS:  # a kind's own commands, e.g. `gate align`
+    if checks.has_part(kind, "cli"):
+        for name, command in checks.part(kind, "cli").commands.items():
+            app.command(name)(command)
 
 
 def main() -> None:
