@@ -154,7 +154,7 @@ def test_the_run_page_shows_the_section_through_the_registry(database_url: str) 
     assert page.status_code == 200, page.text
     assert "Numerical alignment" in page.text and "Questions" not in page.text
     assert page.text.count('<rect class="hit"') == len(report["comparisons"][BF16_FP32]["texts"][5]["positions"])
-    assert bad.status_code == 400 and "comparison must be one of" in bad.text
+    assert bad.status_code == 422 and "comparison must be one of" in bad.text
 
 
 def test_screenshot_of_the_section(browser_page: Page) -> None:

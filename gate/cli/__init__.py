@@ -41,14 +41,19 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("submit")(gating.submit)
 app.command("import")(gating.import_results)
-for kind in checks.KINDS:  # a kind's own commands, e.g. `gate align`
-    if checks.has_part(kind, "cli"):
-        for name, command in checks.part(kind, "cli").commands.items():
-            app.command(name)(command)
+
+
+def add_kind_commands() -> None:
+    """A check kind's own commands (`gate align`), added at start: a kind's cli module imports gate.cli's parts."""
+    for kind in checks.KINDS:
+        if checks.has_part(kind, "cli"):
+            for name, command in checks.part(kind, "cli").commands.items():
+                app.command(name)(command)
 
 
 def main() -> None:
     """`gate`: every failure is one sentence on stderr and exit code 2; `--debug` shows the traceback instead."""
+    add_kind_commands()
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
