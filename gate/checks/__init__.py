@@ -5,6 +5,7 @@ claimed run of that kind), beside its pure reading and judging modules.
 """
 
 from importlib import import_module
+from importlib.util import find_spec
 from types import ModuleType
 
 KINDS = {"accuracy": "gate.checks.accuracy"}
@@ -13,3 +14,9 @@ KINDS = {"accuracy": "gate.checks.accuracy"}
 def part(kind: str, module: str) -> ModuleType:
     """One conventional module of a kind's package, e.g. part("accuracy", "worker")."""
     return import_module(f"{KINDS[kind]}.{module}")
+
+
+def has_part(kind: str, module: str) -> bool:
+    """Whether a registered kind's package holds an optional module: `pages` (its section of the run page,
+    templates/checks/<kind>/run.html) or `cli` (`commands`: name -> typer command)."""
+    return kind in KINDS and find_spec(f"{KINDS[kind]}.{module}") is not None

@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click  # typer 0.2x vendors click: its own exception classes
 
+from gate import checks
 from gate.cli import admin, gating, serve, webhooks, worker
 from gate.settings import get_settings
 
@@ -42,8 +43,17 @@ app.command("submit")(gating.submit)
 app.command("import")(gating.import_results)
 
 
+def add_kind_commands() -> None:
+    """A check kind's own commands (`gate align`), added at start: a kind's cli module imports gate.cli's parts."""
+    for kind in checks.KINDS:
+        if checks.has_part(kind, "cli"):
+            for name, command in checks.part(kind, "cli").commands.items():
+                app.command(name)(command)
+
+
 def main() -> None:
     """`gate`: every failure is one sentence on stderr and exit code 2; `--debug` shows the traceback instead."""
+    add_kind_commands()
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")

@@ -45,7 +45,7 @@ def ci_context() -> dict[str, str]:
     return {k: v for k, v in context.items() if v}
 
 
-def _checked(response: httpx.Response) -> dict[str, Any]:
+def checked(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
@@ -125,11 +125,23 @@ def junit(run: dict[str, Any]) -> bytes:
 
 
 def report(run: dict[str, Any], server: str, junit_path: Path | None, json_path: Path | None) -> int:
-    typer.echo(verdict_table(run, server))
+    return emit(run, verdict_table(run, server), junit(run), junit_path, json_path)
+
+
+def emit(
+    run: dict[str, Any],
+    table: str,
+    junit_xml: bytes,
+    junit_path: Path | None,
+    json_path: Path | None,
+    **extra: Any,
+) -> int:
+    """Print a finished run's table, write its JUnit and JSON files (extra keys join the JSON); its exit code."""
+    typer.echo(table)
     if junit_path:
-        junit_path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n' + junit(run))
+        junit_path.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n' + junit_xml)
     if json_path:
-        verdict = {"run": run, "model_fingerprint": run.get("model_fingerprint"), "exit_code": exit_code(run)}
+        verdict = {"run": run, "model_fingerprint": run.get("model_fingerprint"), "exit_code": exit_code(run), **extra}
         json_path.write_text(json.dumps(verdict, indent=2))
     return exit_code(run)
 
@@ -138,7 +150,7 @@ def wait_for(client: httpx.Client, run_id: int, timeout_s: float) -> dict[str, A
     """Follow a run to its end, printing progress on stderr. None on timeout."""
     deadline, last = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
-        run = _checked(client.get(f"/api/v1/runs/{run_id}"))
+        run = checked(client.get(f"/api/v1/runs/{run_id}"))
         progress = (run["status"], run["progress"]["done"], run["progress"]["total"], run["attempts"])
         if progress != last:
             done, total = run["progress"]["done"], run["progress"]["total"]
@@ -200,7 +212,7 @@ def submit(
     headers = {"Authorization": f"Bearer {token}"} | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
     with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=60) as client:
         try:
-            run = _checked(client.post("/api/v1/runs", json=body))
+            run = checked(client.post("/api/v1/runs", json=body))
             typer.echo(f"queued run {run['id']}: {server.rstrip('/')}/runs/{run['id']}", err=True)
             if not wait:
                 typer.echo(run["id"])
@@ -259,7 +271,7 @@ def import_results(
         form["ci"] = json.dumps(context)
     try:
         with httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=300) as c:
-            run = _checked(c.post("/api/v1/runs/import", files=files, data=form))
+            run = checked(c.post("/api/v1/runs/import", files=files, data=form))
     except httpx.HTTPError as exc:
         raise fail(f"cannot reach {server}: {exc}", EXIT_OTHER) from None
     raise typer.Exit(report(run, server, junit_path, json_path))

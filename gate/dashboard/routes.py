@@ -8,6 +8,7 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from gate import checks
 from gate.auth import tokens
 from gate.auth.deps import READ_COOKIE, Reader, require
 from gate.checks.accuracy import profile
@@ -86,8 +87,13 @@ def run_report(
     wrong: bool = False,
     task: Annotated[str | None, Query(max_length=200)] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    text: Annotated[str | None, Query(max_length=500)] = None,
+    comparison: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     run = runs.get(session, run_id)
+    # a kind with a `pages` part shows its own section (templates/checks/<kind>/run.html) in place of the samples
+    paged = checks.has_part(run.kind, "pages")
+    section = checks.part(run.kind, "pages").section(session, run, text or None, comparison or None) if paged else None
     task = task or None  # the form sends its blank Task box as task=
     samples = sample_queries.samples(session, run_id, task=task, only_wrong=wrong, limit=SAMPLES_PAGE, offset=offset)
     profiles = run.eval_profile or {}
@@ -106,6 +112,8 @@ def run_report(
         deliveries=notifications.for_run(session, run_id),
         truncation=views.truncation(run),
         spreads=views.spreads(run),
+        section_template=f"checks/{run.kind}/run.html" if paged else None,
+        section=section,
     )
 
 
