@@ -7,7 +7,10 @@ claimed run of that kind), beside its pure reading and judging modules.
 from importlib import import_module
 from types import ModuleType
 
-KINDS = {"accuracy": "gate.checks.accuracy"}
+KINDS = {
+    "accuracy": "gate.checks.accuracy",
+    "alignment": "gate.checks.alignment",
+}
 
 
 def part(kind: str, module: str) -> ModuleType:
