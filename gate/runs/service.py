@@ -277,6 +277,12 @@ def holds(run: Run, token: str) -> bool:
     return run.lease_token is not None and secrets.compare_digest(run.lease_token, lease_digest(token))
 
 
+def check_holder(run: Run, token: str) -> None:
+    """Refuse (409) a write under a lease the run does not hold; the holder's replay of its ending passes."""
+    if not holds(run, token):
+        raise _lease_refused(run, token)
+
+
 def _live(token: str) -> tuple[ColumnElement[bool], ...]:
     """The guard of a worker write: the run is running under this lease."""
     return Run.status == RunStatus.RUNNING, Run.lease_token == lease_digest(token)

@@ -29,7 +29,7 @@ class SideFailed(GateError):
 
     def __init__(self, message: str, code: int | None = None, tail: str = "") -> None:
         super().__init__(message)
-        self.code, self.tail = code, tail  # the process's exit code (None: it never ended) and output's end
+        self.exit_code, self.tail = code, tail  # the process's exit code (None: it never ended) and output's end
 
 
 class Runner(Protocol):
