@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gate.checks.alignment.metrics import Comparison
+if TYPE_CHECKING:  # a type only: the server judges without loading numpy
+    from gate.checks.alignment.metrics import Comparison
 
 # gate's verdict vocabulary (the accuracy check's Outcome values); spelled here so this folder stays self-contained.
 PASS, FAIL, NOT_COMPARABLE = "pass", "fail", "not_comparable"
