@@ -85,5 +85,6 @@ def stored(session: Session, run_id: int) -> AlignmentReport:
     found = session.get(AlignmentReport, run_id)
     if found is None:
         run = runs.get(session, run_id)
-        raise NotFound(f"run {run_id} has no alignment report (it is a {run.kind} run, {run.status})")
+        article = "an" if run.kind[:1] in "aeiou" else "a"
+        raise NotFound(f"run {run_id} has no alignment report ({article} {run.kind} run, {run.status})")
     return found
