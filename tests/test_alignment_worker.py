@@ -96,7 +96,7 @@ def test_a_cancel_stops_the_side_that_is_running(database_url: str, tmp_path: Pa
             sides = wait_until(lambda: side_processes(psutil.Process(worker.pid)), timeout=120)
             cancelled = api.http.post(f"/api/v1/runs/{run['id']}/cancel", headers=api.headers["submit"])
             assert cancelled.status_code == 200, cancelled.text
-            wait_until(lambda: not any(side.is_running() and side.status() != "zombie" for side in sides), 15)
+            wait_until(lambda: not any(side.is_running() and side.status() != "zombie" for side in sides), 5)
             assert side_processes(psutil.Process(worker.pid)) == []  # and no later side started
             final = api.run(run["id"])
         finally:

@@ -55,7 +55,7 @@ def _probes(raw: Any) -> dict[str, Any]:
     elif name == "gsm8k":
         n = chosen.get("n", probes.GSM8K_DEFAULT_N)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= probes.MAX_TEXTS:
-            raise ValueError(f"probes.n must be an integer from 1 to {probes.MAX_TEXTS}, got {n!r}.")
+            raise ValueError(f"probes.n must be between 1 and {probes.MAX_TEXTS}, got {n!r}.")
     elif name != "card":
         raise ValueError(f"probes.set must be card, gsm8k or texts, not {name!r}.")
     return chosen
