@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gate.checks.alignment import execute, judge
-from gate.worker import tiny_model
+from tests import alignment_models
 
-GSM8K_DIR = Path(os.environ.get("GATE_GSM8K_DIR", Path(__file__).resolve().parents[2] / "shared/data/gsm8k"))
 SHORT = {"set": "texts", "texts": ["Natalia sold clips to 48 of her friends in April.", "What is 2 plus 3?"]}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The tiny model, a copy with noise in one layer, and a model whose tokenizer learnt from other text."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    root = tmp_path_factory.mktemp("alignment-models")
-    tiny = tiny_model.build(root / "tiny", GSM8K_DIR)
-    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        weight = model.model.layers[1].mlp.down_proj.weight
-        weight += 0.05 * torch.randn(weight.shape, generator=generator)
-    model.save_pretrained(root / "perturbed")
-    AutoTokenizer.from_pretrained(tiny).save_pretrained(root / "perturbed")
-    other = tiny_model.build(root / "other", None)  # its tokenizer learns from one repeated sentence, not GSM8K
-    return {"tiny": str(tiny), "perturbed": str(root / "perturbed"), "other": str(other)}
+    return alignment_models.build(tmp_path_factory.mktemp("alignment-models"))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the verdict, the divergence strip, through the registry and the app's own route 
 
 from __future__ import annotations
 
-import gzip
 import html
 import json
 import re
@@ -18,10 +17,10 @@ from playwright.sync_api import Page
 
 from gate import checks, migrate
 from gate.app import create_app
-from gate.checks.alignment import pages
+from gate.checks.alignment import judge, models, pages
 from gate.db import make_engine, make_session_factory, transaction
 from gate.errors import InvalidInput
-from gate.runs.models import Artifact, Run
+from gate.runs.models import Run
 from gate.settings import Settings
 from tests.test_dashboard import SHOTS, browser_page
 
@@ -36,7 +35,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def stored_run(database_url: str, report: dict[str, Any]) -> int:
-    """An alignment run as the server stores it once a worker uploads the report: its row and alignment.json."""
+    """An alignment run as the server stores it once a worker uploads the report: the run and its report row."""
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     with transaction(make_session_factory(engine), write=True) as session:
@@ -51,9 +50,15 @@ def stored_run(database_url: str, report: dict[str, Any]) -> int:
         )
         session.add(run)
         session.flush()
-        content = json.dumps(report).encode()
+        thresholds = judge.Thresholds().as_dict()
         session.add(
-            Artifact(run_id=run.id, name=pages.REPORT_FILE, content_gz=gzip.compress(content), size=len(content))
+            models.AlignmentReport(
+                run_id=run.id,
+                outcome=report["outcome"],
+                reasons=report["reasons"],
+                thresholds=thresholds,
+                report=report,
+            )
         )
         run_id = run.id
     engine.dispose()

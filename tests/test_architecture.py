@@ -26,9 +26,11 @@ PURE = (
     "gate/checks/*/results.py",
     "gate/checks/*/profile.py",
     "gate/checks/*/judge.py",
-    "gate/checks/*/metrics.py",
-    "gate/checks/*/record.py",
-    "gate/checks/*/probes.py",
+    "gate/checks/*/spec.py",
+    "gate/checks/*/report.py",
+    "gate/checks/alignment/metrics.py",
+    "gate/checks/alignment/record.py",
+    "gate/checks/alignment/probes.py",
     "gate/notifications/commit_status.py",
     "gate/notifications/delivery.py",
     "gate/notifications/sealing.py",
@@ -36,6 +38,10 @@ PURE = (
     "gate/notifications/targets.py",
 )
 WORKER_ROOTS = ("gate/worker/*.py", "gate/checks/*/worker.py")
+# What the server loads of each kind (its tables and routes) never starts or links an engine: those enter in the
+# worker's processes only.
+SERVER_ROOTS = ("gate/app.py", "gate/checks/*/models.py", "gate/checks/*/endpoints.py")
+SERVER_FORBIDDEN = ("numpy", "torch", "transformers", "vllm", "lm_eval", "subprocess")
 WORKER_FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "gate.db")
 SPINE = (
     "gate/runs/**/*.py",
@@ -66,11 +72,15 @@ def files(*patterns: str) -> list[Path]:
     return found
 
 
-def imports(path: Path) -> set[str]:
-    """Absolute names of the modules path imports; `from gate.runs import service` counts as gate.runs.service."""
+def imports(path: Path, at_load: bool = False) -> set[str]:
+    """Absolute names of the modules path imports; `from gate.runs import service` counts as gate.runs.service.
+
+    at_load: only the statements at the module's top level, which run when it is imported (not a function's lazy
+    import, nor an `if TYPE_CHECKING:` block)."""
     package = ["gate", *path.relative_to(GATE).parent.parts]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in tree.body if at_load else ast.walk(tree):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -144,6 +154,22 @@ def test_the_worker_never_reaches_the_database() -> None:
                 seen[target] = path
                 todo.append(target)
     assert ROOT / "gate/checks/accuracy/command.py" in seen  # the closure does reach through the registry's parts
+
+
+def test_the_server_never_loads_an_engine_or_starts_a_process() -> None:
+    """What importing the app loads: lazy imports inside functions are how the heavy dependencies enter."""
+    seen = set(files(*SERVER_ROOTS))
+    todo = list(seen)
+    while todo:
+        path = todo.pop()
+        for name in imports(path, at_load=True):
+            assert not any(under(name, heavy) for heavy in SERVER_FORBIDDEN), f"{rel(path)} loads {name} on the server"
+            target = module_path(name)
+            if target is not None and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    assert ROOT / "gate/checks/alignment/spec.py" in seen  # submissions are checked on the server
+    assert ROOT / "gate/checks/alignment/execute.py" not in seen
 
 
 @pytest.mark.parametrize("path", files(*SPINE), ids=rel)

@@ -221,7 +221,7 @@ def test_a_run_of_a_kind_the_worker_does_not_know_fails_as_the_users_error(
     assert Agent(worker, WorkerConfig(backend="hf", work_dir=tmp_path), name="cpu-1").execute(claimed) == "failed:user"
     run = client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()
     assert (run["status"], run["failure_kind"], run["kind"]) == ("failed", "user", "serving")
-    assert run["failure_reason"] == "this worker cannot run checks of kind 'serving' (it knows accuracy)"
+    assert run["failure_reason"] == "this worker cannot run checks of kind 'serving' (it knows accuracy, alignment)"
 
 
 def test_leases_are_stored_hashed_and_worker_names_bound_to_their_token(

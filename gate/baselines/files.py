@@ -39,6 +39,7 @@ class BaselineSpec:
     source: str
     kind: str
     references: list[Reference]
+    checks: dict[str, dict[str, Any]] | None = None  # kind -> settings, opaque here: each kind validates its own
 
 
 def _reference(entry: dict[str, Any], where: str) -> Reference:
@@ -85,7 +86,19 @@ def parse(document: dict[str, Any], where: str) -> BaselineSpec:
         source=str(document["source"]),
         kind=kind,
         references=references,
+        checks=_checks(document.get("checks"), where),
     )
+
+
+def _checks(checks: Any, where: str) -> dict[str, dict[str, Any]] | None:
+    """The optional `checks` mapping (kind -> settings); only its shape is checked here."""
+    if checks is None:
+        return None
+    if not isinstance(checks, dict) or not all(
+        isinstance(kind, str) and isinstance(settings, dict) for kind, settings in checks.items()
+    ):
+        raise InvalidInput(f"{where}: checks must map a check kind to its settings", field="checks")
+    return checks
 
 
 def read_dir(directory: Path) -> list[BaselineSpec]:

@@ -29,6 +29,8 @@ class Baseline(Base):
     source: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(20))  # published | reference_run
     from_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", use_alter=True))
+    # check kind -> its settings (e.g. {"alignment": {"cosine": 0.9999}}), validated by that kind when used
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     scores: Mapped[list[BaselineScore]] = relationship(

@@ -22,6 +22,9 @@ def load(session: Session, specs: list[BaselineSpec]) -> int:
             baseline = Baseline(name=spec.name, model=spec.model, source=spec.source, kind=spec.kind)
             session.add(baseline)
         baseline.model, baseline.source, baseline.kind = spec.model, spec.source, spec.kind
+        if baseline.checks != spec.checks:
+            baseline.checks = spec.checks
+            written += 1
         existing = {score.task: score for score in baseline.scores}
         for ref in spec.references:
             row = existing.get(ref.task) or BaselineScore(task=ref.task)

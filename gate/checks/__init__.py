@@ -8,7 +8,10 @@ from importlib import import_module
 from importlib.util import find_spec
 from types import ModuleType
 
-KINDS = {"accuracy": "gate.checks.accuracy"}
+KINDS = {
+    "accuracy": "gate.checks.accuracy",
+    "alignment": "gate.checks.alignment",
+}
 
 
 def part(kind: str, module: str) -> ModuleType:

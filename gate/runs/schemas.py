@@ -27,6 +27,14 @@ def _plain(value: str) -> str:
 PlainText = Annotated[str, AfterValidator(_plain)]
 
 
+def check_labels(value: list[str]) -> list[str]:
+    """Labels a worker must carry to claim a run."""
+    for label in value:
+        if not opts.SAFE_VALUE.match(label) or len(label) > 64:
+            raise ValueError(f"label {label!r} must be 1-64 characters without ',', '=' or spaces")
+    return value
+
+
 class CIContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,10 +73,7 @@ class RunCreate(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: list[str]) -> list[str]:
-        for label in value:
-            if not opts.SAFE_VALUE.match(label) or len(label) > 64:
-                raise ValueError(f"label {label!r} must be 1-64 characters without ',', '=' or spaces")
-        return value
+        return check_labels(value)
 
 
 class ScoreOut(BaseModel):

@@ -1,4 +1,4 @@
-"""The run lifecycle in one place: submit, claim, renew, complete, fail, release, cancel, expire.
+"""The run lifecycle in one place: submit, claim, renew, complete (or finish), fail, release, cancel, expire.
 
 Every transition is one UPDATE guarded on the state it leaves (and, for worker writes, on the current lease
 token), and its row count decides: two requests racing for one run cannot both win, since the loser's UPDATE
@@ -30,12 +30,15 @@ from gate.runs.models import Run, RunStatus, RunTask, Worker
 
 CLAIM_SCAN_BATCH = 100
 LOG_TAIL_LINES = 200
+ACCURACY = "accuracy"  # the kind whose options and tasks this module checks (gate.runs.options, the baselines)
 
 
 @dataclass
 class RunRequest:
     model: str
     tasks: list[str]
+    # gate.checks.KINDS; another kind's options arrive already checked by its own endpoint
+    kind: str = ACCURACY
     backend: str = "vllm"
     baseline: str | None = None
     labels: list[str] = field(default_factory=list)
@@ -82,25 +85,17 @@ def submit(
             return _same_request(existing, fingerprint), False
 
     baseline = _baseline_for(session, request.baseline)
-    allowed = known_tasks(session, baseline)
-    unknown = [task for task in request.tasks if task not in allowed]
-    if unknown:
-        where = f"baseline {baseline.name!r}" if baseline else "any baseline"
-        raise InvalidInput(f"unknown task(s) {', '.join(unknown)}: not in {where}", field="tasks")
-    resolved = run_options.resolve(run_options.RunOptions.model_validate(request.options))
     labels = sorted(set(request.labels))
-    code_tasks = sorted(set(request.tasks) & run_options.CODE_EXECUTING_TASKS)
-    if (code_tasks or resolved.model_args.trust_remote_code) and not admin:
-        what = f"code-executing task(s) {', '.join(code_tasks)}" if code_tasks else "trust_remote_code"
-        raise Forbidden(f"{what} need an admin token")
-    if code_tasks and "sandboxed" not in labels:
-        labels.append("sandboxed")  # model-written code runs only on sandboxed workers
+    options = request.options
+    if request.kind == ACCURACY:
+        options = _accuracy_options(session, request, baseline, labels, admin)
 
     run = Run(
+        kind=request.kind,
         model=request.model,
         backend=request.backend,
         tasks=list(request.tasks),
-        options=resolved.model_dump(exclude_none=True),
+        options=options,
         labels=labels,
         priority=request.priority,
         baseline=baseline,
@@ -127,6 +122,26 @@ def submit(
     session.add_all(RunTask(run_id=run.id, task=task) for task in dict.fromkeys(request.tasks))
     session.flush()
     return run, True
+
+
+def _accuracy_options(
+    session: Session, request: RunRequest, baseline: Baseline | None, labels: list[str], admin: bool
+) -> dict[str, Any]:
+    """An lm-eval run's options resolved; its tasks known to the baseline; code-running asks an admin's (labels
+    gains "sandboxed" where model-written code runs)."""
+    allowed = known_tasks(session, baseline)
+    unknown = [task for task in request.tasks if task not in allowed]
+    if unknown:
+        where = f"baseline {baseline.name!r}" if baseline else "any baseline"
+        raise InvalidInput(f"unknown task(s) {', '.join(unknown)}: not in {where}", field="tasks")
+    resolved = run_options.resolve(run_options.RunOptions.model_validate(request.options))
+    code_tasks = sorted(set(request.tasks) & run_options.CODE_EXECUTING_TASKS)
+    if (code_tasks or resolved.model_args.trust_remote_code) and not admin:
+        what = f"code-executing task(s) {', '.join(code_tasks)}" if code_tasks else "trust_remote_code"
+        raise Forbidden(f"{what} need an admin token")
+    if code_tasks and "sandboxed" not in labels:
+        labels.append("sandboxed")  # model-written code runs only on sandboxed workers
+    return resolved.model_dump(exclude_none=True)
 
 
 def _same_request(existing: Run, fingerprint: str) -> Run:
@@ -262,6 +277,12 @@ def holds(run: Run, token: str) -> bool:
     return run.lease_token is not None and secrets.compare_digest(run.lease_token, lease_digest(token))
 
 
+def check_holder(run: Run, token: str) -> None:
+    """Refuse (409) a write under a lease the run does not hold; the holder's replay of its ending passes."""
+    if not holds(run, token):
+        raise _lease_refused(run, token)
+
+
 def _live(token: str) -> tuple[ColumnElement[bool], ...]:
     """The guard of a worker write: the run is running under this lease."""
     return Run.status == RunStatus.RUNNING, Run.lease_token == lease_digest(token)
@@ -337,6 +358,47 @@ def complete(
     if run.result_fingerprint != fingerprint:
         raise Conflict(f"run {run_id} has a different result recorded already")
     return run
+
+
+def finish(
+    session: Session,
+    run_id: int,
+    token: str,
+    verdict: str,
+    verdict_reason: str | None,
+    *,
+    result_fingerprint: str,
+    environment: dict[str, Any],
+    log_tail: str | None,
+    model_fingerprint: str | None = None,
+) -> tuple[Run, bool]:
+    """End this lease's attempt with a verdict judged by the caller, exactly once: (run, True) for the write that
+    won, whose caller then stores the result in the same transaction; (run, False) for a replay of the same result.
+
+    For check kinds other than accuracy, whose results are not lm-eval files (complete)."""
+    values: dict[str, Any] = {
+        "status": RunStatus.SUCCEEDED,
+        "verdict": verdict,
+        "verdict_reason": verdict_reason,
+        "result_fingerprint": result_fingerprint,
+        "model_fingerprint": model_fingerprint,  # this attempt's: the result comes from these weights
+        "environment": environment,
+        "failure_reason": None,  # an earlier attempt's failure is history, not the run's outcome
+        "finished_at": utcnow(),
+        "lease_expires_at": None,  # the token stays: a replayed upload of this attempt is recognised
+    }
+    if log_tail is not None:
+        values["log_tail"] = _tail(log_tail)
+    run = _transition(session, run_id, *_live(token), **values)
+    if run is not None:
+        notifications.on_run_end(session, run)
+        return run, True
+    run = _reread(session, run_id)
+    if run.status != RunStatus.SUCCEEDED or not holds(run, token):
+        raise _lease_refused(run, token)
+    if run.result_fingerprint != result_fingerprint:
+        raise Conflict(f"run {run_id} has a different result recorded already")
+    return run, False
 
 
 def fail(

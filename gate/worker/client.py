@@ -136,6 +136,10 @@ class GateClient:
             data["model_fingerprint"] = model_fingerprint
         return self._request("POST", f"/api/v1/workers/runs/{run_id}/complete", files=files, data=data).json()
 
+    def upload(self, run_id: int, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A check kind's JSON result for this run's lease (`POST /workers/runs/{id}/{kind}`); replays are safe."""
+        return self._request("POST", f"/api/v1/workers/runs/{run_id}/{kind}", json=body).json()
+
     def fail(
         self,
         run_id: int,

@@ -8,92 +8,61 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from gate.checks.alignment import judge, metrics, probes
 from gate.checks.alignment.record import SideRecord
-from gate.checks.alignment.sides import BACKENDS, DTYPES, MIN_TOP_K
+from gate.checks.alignment.spec import check
 from gate.errors import GateError
 
-MAX_TOP_K = 1000  # top lists travel as JSON: k entries per position
 SIDE_TIMEOUT_S = 3600.0  # one side's process, model load included
 STDERR_TAIL = 2000  # characters of a failed side's stderr kept in the error
+BAD_INPUT = 2  # the sides module's exit code for input it refuses (a user's error, not the machine's)
 
 
 class SideFailed(GateError):
     """A side of the alignment probe failed."""
 
-
-def _side(raw: Any, role: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ValueError(f'{role} must be an object such as {{"model": "/models/qwen3"}}.')
-    side = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
-    unknown = sorted(side.keys() - {"model", "backend", "dtype", "device", "engine_args"})
-    if unknown:
-        raise ValueError(f"{role} has unknown keys: {', '.join(unknown)}.")
-    if not isinstance(side.get("model"), str) or not side["model"]:
-        raise ValueError(f"{role}.model must name a model.")
-    if side["backend"] not in BACKENDS:
-        raise ValueError(f"{role}.backend must be one of {', '.join(BACKENDS)}, not {side['backend']!r}.")
-    if side["dtype"] not in DTYPES:
-        raise ValueError(f"{role}.dtype must be one of {', '.join(DTYPES)}, not {side['dtype']!r}.")
-    if not isinstance(side["engine_args"], dict):
-        raise ValueError(f"{role}.engine_args must be an object.")
-    return side
+    def __init__(self, message: str, code: int | None = None, tail: str = "") -> None:
+        super().__init__(message)
+        self.exit_code, self.tail = code, tail  # the process's exit code (None: it never ended) and output's end
 
 
-def check(spec: Any) -> dict[str, Any]:
-    """The probe spec with its defaults filled in, or a one-sentence ValueError."""
-    if not isinstance(spec, dict):
-        raise ValueError("the alignment spec must be an object.")
-    unknown = sorted(spec.keys() - {"candidate", "reference", "precisions", "probes", "top_k"})
-    if unknown:
-        raise ValueError(f"the alignment spec has unknown keys: {', '.join(unknown)}.")
-    candidate = _side(
-        spec.get("candidate"), "candidate", {"backend": "hf", "dtype": "float32", "device": "cpu", "engine_args": {}}
-    )
-    reference_defaults = {"model": candidate["model"], "backend": "hf", "dtype": "float32", "device": "cpu"}
-    reference = _side(spec.get("reference", {}), "reference", {**reference_defaults, "engine_args": {}})
-    precisions = spec.get("precisions")
-    if precisions is not None and (
-        not isinstance(precisions, list)
-        or len(precisions) != 2
-        or "float32" not in precisions
-        or len(set(precisions)) != 2
-        or not set(precisions) <= set(DTYPES)
-    ):
-        raise ValueError('precisions must be ["float32", "bfloat16"] or ["float32", "float16"].')
-    top_k = spec.get("top_k", MIN_TOP_K)
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or not MIN_TOP_K <= top_k <= MAX_TOP_K:
-        raise ValueError(f"top_k must be an integer from {MIN_TOP_K} to {MAX_TOP_K}, got {top_k!r}.")
-    return {
-        "candidate": candidate,
-        "reference": reference,
-        "precisions": precisions,
-        "probes": spec.get("probes") or {"set": "card"},
-        "top_k": top_k,
-    }
+class Runner(Protocol):
+    """Runs one `sides` command to its end, or raises SideFailed; `name` is a file-name-safe label for it."""
+
+    def __call__(self, argv: list[str], env: dict[str, str], name: str, what: str) -> None: ...
 
 
-def _subprocess(python: str, args: list[str], env: Mapping[str, str], what: str) -> float:
-    """Run `python -m gate.checks.alignment.sides ARGS`; seconds taken, or SideFailed with the stderr's end."""
-    started = time.monotonic()
+def run_subprocess(argv: list[str], env: dict[str, str], name: str, what: str) -> None:
+    """The plain runner: subprocess.run with a time limit (the worker passes one its agent supervises)."""
     try:
-        done = subprocess.run(
-            [python, "-m", "gate.checks.alignment.sides", *args],
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=SIDE_TIMEOUT_S,
-        )
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=SIDE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise SideFailed(f"{what} ran past {SIDE_TIMEOUT_S:.0f} s.") from exc
     if done.returncode != 0:
-        raise SideFailed(f"{what} failed (exit {done.returncode}): {done.stderr.strip()[-STDERR_TAIL:]}")
-    return time.monotonic() - started
+        tail = done.stderr.strip()[-STDERR_TAIL:]
+        raise SideFailed(f"{what} failed (exit {done.returncode}): {tail}", done.returncode, tail)
+
+
+@dataclass(frozen=True)
+class Sides:
+    """How this machine starts side processes: the interpreter, its environment and the runner."""
+
+    python: str = sys.executable
+    env: Mapping[str, str] | None = None
+    runner: Runner = run_subprocess
+
+    def run(self, args: list[str], device: str, name: str, what: str) -> float:
+        """`python -m gate.checks.alignment.sides ARGS` to its end; the seconds it took."""
+        started = time.monotonic()
+        argv = [self.python, "-m", "gate.checks.alignment.sides", *args]
+        self.runner(argv, _environment(self.env, device), name, what)
+        return time.monotonic() - started
 
 
 def _environment(env: Mapping[str, str] | None, device: str) -> dict[str, str]:
@@ -104,14 +73,14 @@ def _environment(env: Mapping[str, str] | None, device: str) -> dict[str, str]:
 
 
 def _tokenize(
-    texts: list[probes.ProbeText], spec: dict[str, Any], work_dir: Path, python: str, env: Mapping[str, str] | None
+    texts: list[probes.ProbeText], spec: dict[str, Any], work_dir: Path, sides: Sides
 ) -> tuple[str, list[dict[str, Any]], bool]:
     """Token ids by the reference's tokenizer, once for every side: (fingerprint, side inputs, same tokenizer?)."""
     candidate, reference = spec["candidate"]["model"], spec["reference"]["model"]
     (work_dir / "texts.json").write_text(json.dumps([t.text for t in texts]))
     others = [candidate] if candidate != reference else []
     args = ["--tokenize", reference, str(work_dir / "texts.json"), str(work_dir / "tokens.json"), *others]
-    _subprocess(python, args, _environment(env, "cpu"), "tokenizing the probe")
+    sides.run(args, "cpu", "tokenize", "tokenizing the probe")
     tokenized = json.loads((work_dir / "tokens.json").read_text())
     fingerprint = tokenized["tokenizer_fingerprint"]
     inputs = []
@@ -129,15 +98,14 @@ def _run_side(
     inputs: list[dict[str, Any]],
     top_k: int,
     work_dir: Path,
-    python: str,
-    env: Mapping[str, str] | None,
+    sides: Sides,
 ) -> tuple[metrics.Side, dict[str, Any]]:
     """One side in a fresh process: its record with its logits (memory-mapped), and its line in the report."""
     name = f"{role}-{dtype}"
     (work_dir / f"{name}.spec.json").write_text(json.dumps({**side, "dtype": dtype, "top_k": top_k, "texts": inputs}))
     out = work_dir / f"{name}.json"
     args = [str(work_dir / f"{name}.spec.json"), str(out)]
-    seconds = _subprocess(python, args, _environment(env, side["device"]), f"the {name} side")
+    seconds = sides.run(args, side["device"], name, f"the {name} side")
     record: SideRecord = json.loads(out.read_text())
     summary = {
         "role": role,
@@ -150,15 +118,30 @@ def _run_side(
     return (record, np.load(logits, mmap_mode="r") if logits else None), summary
 
 
+def _decode(
+    reference: str, inputs: list[dict[str, Any]], records: list[SideRecord], work_dir: Path, sides: Sides
+) -> dict[str, str]:
+    """The text of every probe token and every side's top-1 prediction, by the reference's tokenizer."""
+    ids = {token for text in inputs for token in text["token_ids"]}
+    ids |= {int(p["top"][0][0]) for record in records for text in record["texts"] for p in text["positions"]}
+    (work_dir / "ids.json").write_text(json.dumps(sorted(ids)))
+    args = ["--decode", reference, str(work_dir / "ids.json"), str(work_dir / "decoded.json")]
+    sides.run(args, "cpu", "decode", "decoding the probe's tokens")
+    decoded: dict[str, str] = json.loads((work_dir / "decoded.json").read_text())
+    return decoded
+
+
 def execute(
     spec: Any,
     work_dir: Path,
     python: str = sys.executable,
     env: Mapping[str, str] | None = None,
     gsm8k_dir: Path | None = None,
+    runner: Runner = run_subprocess,
 ) -> dict[str, Any]:
     """Run the probe spec in work_dir and return its JSON-able report (outcome and reasons included)."""
     spec = check(spec)
+    sides = Sides(python, env, runner)
     texts = probes.select(spec["probes"], gsm8k_dir)
     candidate, reference, precisions = spec["candidate"], spec["reference"], spec["precisions"]
     report: dict[str, Any] = {
@@ -171,7 +154,9 @@ def execute(
         reason = judge.precision_mismatch("the probe", candidate["dtype"], reference["dtype"])
         return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [reason]}
     work_dir.mkdir(parents=True, exist_ok=True)
-    report["tokenizer_fingerprint"], inputs, same_tokenizer = _tokenize(texts, spec, work_dir, python, env)
+    report["tokenizer_fingerprint"], inputs, same_tokenizer = _tokenize(texts, spec, work_dir, sides)
+    for entry, text in zip(report["probe"], inputs, strict=True):
+        entry["token_ids"] = text["token_ids"]  # what every side was fed: the positions endpoint decodes them
     if not same_tokenizer:
         reason = f"not comparable: {candidate['model']} and {reference['model']} use different tokenizers."
         return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [reason]}
@@ -183,18 +168,19 @@ def execute(
         for role, side in (("candidate", candidate), ("reference", reference))
         for dtype in (dtypes or (side["dtype"],))
     ]
-    sides = []
+    ran_sides = []
     for role, side, dtype in plan:
-        ran, summary = _run_side(role, side, dtype, inputs, spec["top_k"], work_dir, python, env)
-        sides.append(ran)
+        ran, summary = _run_side(role, side, dtype, inputs, spec["top_k"], work_dir, sides)
+        ran_sides.append(ran)
         report["sides"].append(summary)
+    report["tokens"] = _decode(reference["model"], inputs, [record for record, _ in ran_sides], work_dir, sides)
     floor = None
     try:
         if dtypes is None:
             name = f"candidate {candidate['dtype']} vs reference {reference['dtype']}"
-            report["comparisons"] = {name: metrics.compare_sides(*sides)}
+            report["comparisons"] = {name: metrics.compare_sides(*ran_sides)}
         else:
-            report["comparisons"], floor = metrics.three_way(*sides)
+            report["comparisons"], floor = metrics.three_way(*ran_sides)
             report["noise_floor"] = floor
             table = {**report["comparisons"], "noise floor": floor}
             report["three_way"] = {name: _row(comparison) for name, comparison in table.items()}

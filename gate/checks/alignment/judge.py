@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
 
-from gate.checks.alignment.metrics import Comparison
+if TYPE_CHECKING:  # a type only: the server judges without loading numpy
+    from gate.checks.alignment.metrics import Comparison
 
 # gate's verdict vocabulary (the accuracy check's Outcome values); spelled here so this folder stays self-contained.
 PASS, FAIL, NOT_COMPARABLE = "pass", "fail", "not_comparable"
@@ -28,6 +30,36 @@ class Thresholds:
     ppl_epsilon: float = 1e-4  # 0.01 % (the card's FP32 gap was 0.004 %)
     kl_epsilon: float = 1e-6  # nats per position
     cosine_epsilon: float = 1e-6
+
+    @classmethod
+    def from_mapping(cls, settings: Any) -> Thresholds:
+        """Thresholds from a baseline's `checks.alignment` settings, or a one-sentence ValueError."""
+        if settings is None:
+            return cls()
+        if not isinstance(settings, Mapping):
+            raise ValueError("the alignment thresholds must be a mapping such as {cosine: 0.9999}.")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            names = ", ".join(map(str, unknown))
+            raise ValueError(f"unknown alignment threshold(s) {names}; known: {', '.join(known)}.")
+        values: dict[str, float] = {}
+        for name, value in settings.items():
+            low, high = RANGES.get(name, (0.0, math.inf))
+            number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            if not (number and low <= value <= high):
+                what = f"a number from {low:g} to {high:g}" if math.isfinite(high) else "a finite, non-negative number"
+                raise ValueError(f"the alignment threshold {name} must be {what}, got {value!r}.")
+            values[name] = float(value)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, float]:
+        """The thresholds as stored beside a verdict."""
+        return asdict(self)
+
+
+# The share and the cosine are bounded by 1; the others need only be finite and non-negative.
+RANGES = {"top1_match": (0.0, 1.0), "cosine": (-1.0, 1.0)}
 
 
 def precision_mismatch(name: str, candidate_dtype: str, reference_dtype: str) -> str:

@@ -13,12 +13,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gate.checks.alignment import judge, strip
-from gate.errors import InvalidInput, NotFound
-from gate.runs import queries
+from gate.checks.alignment import judge, models, strip
+from gate.errors import InvalidInput
 from gate.runs.models import Run
 
-REPORT_FILE = "alignment.json"  # the run's artifact holding the executor's report
 NOISE_FLOOR = "noise floor"  # the three-way table's row, and a comparison the strip can show
 
 
@@ -161,11 +159,11 @@ def run_context(report: dict[str, Any], text: str | None = None, comparison: str
 
 
 def stored_report(session: Session, run: Run) -> dict[str, Any] | None:
-    """The run's report: its alignment.json artifact, or None before the worker has uploaded one."""
-    try:
-        return json.loads(queries.artifact(session, run.id, REPORT_FILE))
-    except NotFound:
+    """The run's report as the server judged it, or None before the worker has uploaded one."""
+    row = session.get(models.AlignmentReport, run.id)
+    if row is None:
         return None
+    return {**row.report, "outcome": row.outcome, "reasons": row.reasons, "thresholds": row.thresholds}
 
 
 def section(session: Session, run: Run, text: str | None, comparison: str | None) -> dict[str, Any] | None:

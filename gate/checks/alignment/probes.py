@@ -11,6 +11,7 @@ from pathlib import Path
 from gate.checks.alignment.record import Kind
 
 MAX_TEXTS = 64
+GSM8K_DEFAULT_N = 8
 MAX_CHARS = 4000  # per text: a probe checks numerics, not long-context behaviour
 ALLOWED_CONTROL = {"\n", "\t"}
 
@@ -97,7 +98,7 @@ def select(probes: object, gsm8k_dir: Path | None = None) -> list[ProbeText]:
     if name == "card":
         return card()
     if name == "gsm8k":
-        n = probes.get("n", 8)
+        n = probes.get("n", GSM8K_DEFAULT_N)
         if not isinstance(n, int) or isinstance(n, bool):
             raise ValueError("probes.n must be an integer.")
         folder = probes.get("dir", gsm8k_dir)

@@ -2,7 +2,8 @@
 
 SPEC: {backend, model, dtype, device, top_k, texts: [{name, kind, token_ids}], engine_args}. OUT gets a SideRecord
 (record.py) and, for hf, OUT's full logits beside it as `<OUT stem>.logits.npy`. `--tokenize MODEL TEXTS.json OUT.json
-[OTHER_MODEL ...]` writes the token ids of TEXTS (a JSON list of strings) and the tokenizer fingerprints instead.
+[OTHER_MODEL ...]` writes the token ids of TEXTS (a JSON list of strings) and the tokenizer fingerprints instead;
+`--decode MODEL IDS.json OUT.json` writes {str(id): text} for a JSON list of token ids.
 Exit codes: 0 done, 2 bad input (one sentence on stderr), 1 the side failed.
 """
 
@@ -16,11 +17,9 @@ from typing import Any
 
 from gate.checks.alignment import tokens
 from gate.checks.alignment.record import Position, SideRecord, TextRecord
+from gate.checks.alignment.spec import BACKENDS, DTYPES, MIN_TOP_K
 
-BACKENDS = ("hf", "vllm", "vllm-ascend", "openai")
-DTYPES = ("float32", "bfloat16", "float16")
 HF_DEVICES = ("cpu", "cuda", "npu")
-MIN_TOP_K = 20  # the issue's floor: top-5 overlap and the union cosine need a margin past the top few
 
 
 def check(spec: Any) -> dict[str, Any]:
@@ -142,6 +141,12 @@ def main(argv: list[str]) -> int:
             if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
                 raise ValueError("the texts file must hold a JSON list of strings.")
             Path(argv[3]).write_text(json.dumps(tokens.encode(argv[1], texts, argv[4:])))
+            return 0
+        if argv[:1] == ["--decode"] and len(argv) == 4:
+            ids = json.loads(Path(argv[2]).read_text())
+            if not isinstance(ids, list) or not all(isinstance(i, int) and i >= 0 for i in ids):
+                raise ValueError("the ids file must hold a JSON list of token ids.")
+            Path(argv[3]).write_text(json.dumps(tokens.decode(argv[1], ids)))
             return 0
         if len(argv) != 2:
             raise ValueError("usage: python -m gate.checks.alignment.sides SPEC.json OUT.json")

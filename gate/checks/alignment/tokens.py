@@ -47,3 +47,9 @@ def encode(model: str, texts: list[str], others: list[str] | None = None) -> dic
         "token_ids": token_ids,
         "fingerprints": {other: fingerprint(load(other)) for other in others or []},
     }
+
+
+def decode(model: str, ids: list[int]) -> dict[str, str]:
+    """Each token id's own text by model's tokenizer (e.g. " Paris"), keyed by str(id) as JSON keys are."""
+    tokenizer = load(model)
+    return {str(token): tokenizer.decode([token]) for token in sorted(set(ids))}

@@ -1,0 +1,90 @@
+"""Recording a probe's report: judged here on the server, stored with the run's ending in one transaction."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gate.baselines.models import Baseline
+from gate.checks.alignment import judge, report
+from gate.checks.alignment.models import AlignmentReport
+from gate.errors import InvalidInput, NotFound
+from gate.runs import service as runs
+from gate.runs.models import Artifact, Run
+
+KIND = "alignment"
+ARTIFACT = "alignment.json"
+
+
+def thresholds(baseline: Baseline | None) -> judge.Thresholds:
+    """The baseline's alignment thresholds (its `checks.alignment`), or the card's defaults."""
+    settings = (baseline.checks or {}).get(KIND) if baseline is not None else None
+    try:
+        return judge.Thresholds.from_mapping(settings)
+    except ValueError as exc:
+        assert baseline is not None  # the defaults are valid
+        raise InvalidInput(f"baseline {baseline.name!r}: {exc}", field="baseline") from None
+
+
+def verdict(checked: dict[str, Any], limits: judge.Thresholds) -> tuple[str, list[str]]:
+    """The server's own verdict on a checked report; the worker's outcome counts only for a report without
+    comparisons, which can only be not comparable."""
+    if not checked["comparisons"]:
+        return judge.NOT_COMPARABLE, list(checked["reasons"])
+    return judge.judge(checked["comparisons"], checked.get("noise_floor"), limits)
+
+
+def record(
+    session: Session,
+    run_id: int,
+    lease: str,
+    uploaded: Any,
+    environment: dict[str, Any],
+    log_tail: str | None,
+    model_fingerprint: str | None,
+) -> Run:
+    """Check, judge and store an uploaded report, ending the run exactly once (a replay returns the run)."""
+    run = runs.get(session, run_id)
+    runs.check_holder(run, lease)  # a stale worker hears 409 before anything of its report is read
+    if run.kind != KIND:
+        raise InvalidInput(f"run {run_id} is a {run.kind} run, not an alignment run", field="report")
+    try:
+        checked = report.check(uploaded, run.options)
+    except report.BadReport as exc:
+        raise InvalidInput(str(exc), field="report") from None
+    limits = thresholds(run.baseline)
+    outcome, reasons = verdict(checked, limits)
+    stored = {**checked, "outcome": outcome, "reasons": reasons}
+    content = json.dumps(stored, sort_keys=True, allow_nan=False).encode()
+    run, won = runs.finish(
+        session,
+        run_id,
+        lease,
+        outcome,
+        None if outcome == judge.PASS else " ".join(reasons),
+        result_fingerprint=hashlib.sha256(content).hexdigest(),
+        environment=environment,
+        log_tail=log_tail,
+        model_fingerprint=model_fingerprint,
+    )
+    if won:
+        session.add(
+            AlignmentReport(run_id=run.id, outcome=outcome, reasons=reasons, thresholds=limits.as_dict(), report=stored)
+        )
+        session.add(Artifact(run_id=run.id, name=ARTIFACT, content_gz=gzip.compress(content, 6), size=len(content)))
+        session.flush()
+    return run
+
+
+def stored(session: Session, run_id: int) -> AlignmentReport:
+    """A run's alignment report, or NotFound saying why there is none."""
+    found = session.get(AlignmentReport, run_id)
+    if found is None:
+        run = runs.get(session, run_id)
+        article = "an" if run.kind[:1] in "aeiou" else "a"
+        raise NotFound(f"run {run_id} has no alignment report ({article} {run.kind} run, {run.status})")
+    return found
