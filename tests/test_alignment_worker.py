@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import psutil
 import pytest
@@ -28,6 +32,17 @@ def probe(api: Api, candidate: str, reference: str, **extra: object) -> dict:
     return created.json()
 
 
+def align(api: Api, candidate: str, reference: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """`gate align --wait` as CI runs it: the probe's verdict is the exit code, its comparisons the JUnit cases."""
+    texts = out.with_suffix(".txt")
+    texts.write_text("\n\n".join(SHORT["texts"]))
+    argv = [sys.executable, "-m", "gate.cli", "align", "--server", api.url]
+    argv += ["--token", api.headers["submit"]["Authorization"].split()[1], "--candidate-model", candidate]
+    argv += ["--reference-model", reference, "--probes", str(texts), "--wait", "--timeout", "300"]
+    argv += ["--junit", str(out.with_suffix(".xml")), "--json", str(out.with_suffix(".json"))]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=360)
+
+
 def side_processes(worker: psutil.Process) -> list[psutil.Process]:
     """The worker's side processes (not the tokenizer's or the decoder's)."""
     found = []
@@ -48,8 +63,10 @@ def test_a_worker_probes_passes_fails_and_refuses_another_tokenizer(
         api = Api(s)
         worker = worker_process(s.url, api.headers["worker"]["Authorization"].split()[1], tmp_path / "w1")
         try:
-            same = api.wait(probe(api, models["tiny"], models["tiny"])["id"])
-            perturbed = api.wait(probe(api, models["perturbed"], models["tiny"])["id"])
+            passed = align(api, models["tiny"], models["tiny"], tmp_path / "same")
+            failing = align(api, models["perturbed"], models["tiny"], tmp_path / "perturbed")
+            same = api.run(json.loads((tmp_path / "same.json").read_text())["run"]["id"])
+            perturbed = api.run(json.loads((tmp_path / "perturbed.json").read_text())["run"]["id"])
             other = api.wait(probe(api, models["other"], models["tiny"])["id"])
             report = api.http.get(f"/api/v1/runs/{same['id']}/alignment", headers=api.headers["admin"]).json()
             positions = api.http.get(
@@ -62,6 +79,12 @@ def test_a_worker_probes_passes_fails_and_refuses_another_tokenizer(
         finally:
             stop(worker)
 
+    assert passed.returncode == 0 and failing.returncode == 1, (passed.stderr, failing.stderr)
+    assert SAME in passed.stdout and "1.000000" in passed.stdout  # the table: comparison, cosine, ...
+    case = ElementTree.parse(tmp_path / "perturbed.xml").find("testsuite/testcase")
+    assert case is not None and case.get("name") == SAME
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message", "").startswith(f"{SAME}: the most likely token agrees at ")
     assert same["status"] == "succeeded" and same["verdict"] == "pass", same
     assert same["kind"] == "alignment" and same["attempts"] == 1 and same["files"] == ["alignment.json"]
     assert same["model_fingerprint"] and same["environment"]["device"]["kind"] == "cpu"
