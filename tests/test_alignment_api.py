@@ -16,7 +16,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from gate.app import create_app
-from gate.checks.alignment import metrics, spec
+from gate.checks.alignment import metrics, recording, spec
 from gate.checks.alignment.judge import Thresholds
 from gate.checks.alignment.record import SideRecord
 from gate.settings import Settings
@@ -150,6 +150,13 @@ def test_a_probe_is_queued_claimed_judged_stored_and_served(api) -> None:
     assert artifact.status_code == 200 and artifact.json()["outcome"] == "pass"
     texts = artifact.json()["comparisons"]["candidate float32 vs reference float32"]["texts"]
     assert [len(t["positions"]) for t in texts] == [5, 3]  # the whole report, positions included
+
+    exported = client.get("/api/v1/runs/export", params={"format": "json"}, headers=headers["read"]).json()
+    figures = {(row["task"], row["metric"]): row for row in exported if row["run_id"] == run["id"]}
+    cosine = figures[("candidate float32 vs reference float32", "cosine_min")]
+    assert cosine["kind"] == "alignment" and cosine["value"] == pytest.approx(1.0) and cosine["n_samples"] == 8
+    assert figures[("candidate float32 vs reference float32", "ppl_rel_diff_max")]["value"] == 0.0
+    assert len(figures) == len(recording.SCORED)  # every overall figure, once
 
 
 def test_the_server_judges_and_a_baselines_thresholds_change_the_verdict(api) -> None:

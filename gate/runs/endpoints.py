@@ -133,13 +133,15 @@ def export_runs(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Response:
-    """Every matching run with its scores (up to 10,000), as CSV or JSON: one row per run and score."""
+    """Every matching run with its scores (up to 10,000), as CSV or JSON: one row per run and score (an alignment
+    run's scores are its comparisons' overall figures)."""
     page, _next = queries.list_runs(
         session, _filter(model, task, status_, verdict, baseline, since, until), limit=EXPORT_MAX
     )
     rows = [
         {
             "run_id": r.id,
+            "kind": r.kind,
             "model": r.model,
             "backend": r.backend,
             "status": r.status,

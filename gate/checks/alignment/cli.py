@@ -12,10 +12,10 @@ from xml.etree import ElementTree
 import httpx
 import typer
 
+from gate.checks.alignment import judge
 from gate.cli import gating
 from gate.cli.admin import fail
 
-NOISE_FLOOR = "noise floor"
 PROBE_SETS = "card, gsm8k:N or a file of texts separated by blank lines"
 
 
@@ -44,7 +44,7 @@ def precisions(value: str | None) -> list[str] | None:
 def _rows(alignment: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     rows = [(name, c["overall"]) for name, c in alignment["comparisons"].items()]
     if alignment.get("noise_floor"):
-        rows.append((NOISE_FLOOR, alignment["noise_floor"]["overall"]))
+        rows.append((judge.NOISE_FLOOR, alignment["noise_floor"]["overall"]))
     return rows
 
 

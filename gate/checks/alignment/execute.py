@@ -182,7 +182,7 @@ def execute(
         else:
             report["comparisons"], floor = metrics.three_way(*ran_sides)
             report["noise_floor"] = floor
-            table = {**report["comparisons"], "noise floor": floor}
+            table = {**report["comparisons"], judge.NOISE_FLOOR: floor}
             report["three_way"] = {name: _row(comparison) for name, comparison in table.items()}
     except metrics.NotComparable as exc:  # a side's own tokenizer or inputs differed from what it was given
         return {**report, "outcome": judge.NOT_COMPARABLE, "reasons": [str(exc)]}

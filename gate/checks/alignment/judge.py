@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # a type only: the server judges without loading numpy
 
 # gate's verdict vocabulary (the accuracy check's Outcome values); spelled here so this folder stays self-contained.
 PASS, FAIL, NOT_COMPARABLE = "pass", "fail", "not_comparable"
+NOISE_FLOOR = "noise floor"  # the reference against itself across precisions, named beside the comparisons
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ from gate.checks.alignment import judge, models, strip
 from gate.errors import InvalidInput
 from gate.runs.models import Run
 
-NOISE_FLOOR = "noise floor"  # the three-way table's row, and a comparison the strip can show
-
 
 @dataclass(frozen=True)
 class NextToken:
@@ -49,7 +47,7 @@ def shown(tokens: dict[str, str], token_id: int) -> str:
 def _comparisons(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = dict(report.get("comparisons") or {})
     if report.get("noise_floor"):
-        found[NOISE_FLOOR] = report["noise_floor"]
+        found[judge.NOISE_FLOOR] = report["noise_floor"]
     return found
 
 

@@ -14,10 +14,25 @@ from gate.checks.alignment import judge, report
 from gate.checks.alignment.models import AlignmentReport
 from gate.errors import InvalidInput, NotFound
 from gate.runs import service as runs
-from gate.runs.models import Artifact, Run
+from gate.runs.models import Artifact, Run, Score
 
 KIND = "alignment"
 ARTIFACT = "alignment.json"
+# The overall figures kept as the run's scores (task = the comparison): the export, the run's detail and any
+# other reader of scores see an alignment run's numbers without knowing the kind.
+SCORED = (
+    "cosine_mean",
+    "cosine_min",
+    "rel_error_mean",
+    "top1_match_rate",
+    "top5_overlap_mean",
+    "kl_mean",
+    "kl_p99",
+    "candidate_ppl_mean",
+    "reference_ppl_mean",
+    "ppl_rel_diff_mean",
+    "ppl_rel_diff_max",
+)
 
 
 def thresholds(baseline: Baseline | None) -> judge.Thresholds:
@@ -76,8 +91,23 @@ def record(
             AlignmentReport(run_id=run.id, outcome=outcome, reasons=reasons, thresholds=limits.as_dict(), report=stored)
         )
         session.add(Artifact(run_id=run.id, name=ARTIFACT, content_gz=gzip.compress(content, 6), size=len(content)))
+        session.add_all(scores(run.id, stored))
         session.flush()
     return run
+
+
+def scores(run_id: int, checked: dict[str, Any]) -> list[Score]:
+    """One score per comparison (the noise floor included) and overall figure; n_samples counts positions."""
+    compared = dict(checked["comparisons"])
+    if checked.get("noise_floor"):
+        compared[judge.NOISE_FLOOR] = checked["noise_floor"]
+    return [
+        Score(run_id=run_id, task=name, metric=key, value=overall[key], n_samples=overall.get("positions"))
+        for name, comparison in compared.items()
+        for overall in [comparison["overall"]]
+        for key in SCORED
+        if overall.get(key) is not None
+    ]
 
 
 def stored(session: Session, run_id: int) -> AlignmentReport:
