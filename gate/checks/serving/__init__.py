@@ -1,1 +1,1 @@
-"""Serving performance: the model served by vLLM, driven by `vllm bench serve`, judged against a reference run."""
+"""Serving performance: the model served by vLLM, driven by vLLM's own benchmark client, and gated."""
