@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MAX_LEVELS = 8  # the sweep's cap
-MAX_ROUNDS = 10
+from gate.checks.serving.spec import MAX_CONCURRENCY, MAX_LEVELS, MAX_ROUNDS
+
 MAX_KEYS = 100  # per object: the benchmark's result JSON has about 40 numbers
 MAX_TEXT_CHARS = 10_000
-MAX_CONCURRENCY = 100_000
 METRICS = ("ttft", "tpot", "itl", "e2el")  # each in ms: mean, median, p90, p99
 STATISTICS = ("mean", "median", "p90", "p99")
 THROUGHPUTS = ("request_throughput", "output_throughput", "total_token_throughput", "per_request_decode_tok_s")
@@ -113,6 +112,8 @@ def check(report: Any, checked: dict[str, Any]) -> dict[str, Any]:
             raise BadReport(f"{at} has {len(rounds)} round(s); the spec asks for {checked['rounds']}.")
         for j, figures in enumerate(rounds):
             _figures(figures, f"{at}.rounds[{j}]", checked["num_prompts"])
-    if concurrencies != sorted(set(concurrencies)):
-        raise BadReport(f"the levels' concurrencies must be distinct and ascending, got {concurrencies}.")
+    if concurrencies != checked["concurrencies"]:
+        raise BadReport(
+            f"the report measures concurrency {concurrencies}; the spec asks for {checked['concurrencies']}."
+        )
     return report
