@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 PASS, FAIL, NOT_COMPARABLE = "pass", "fail", "not_comparable"  # gate's verdict words; None: measured, not gated
+WITHIN_SPREAD = "within the rounds' spread: not a fail."  # ends the sentence of a figure outside its ratio, not failed
 NOT_GATED = "measured, not gated: no reference run (name one in the spec or the baseline's checks.serving)."
 
 
@@ -96,7 +97,7 @@ def _level(
                 beyond,
                 f"c={concurrency}: output throughput {mean:.4g} tok/s is {mean / ref_mean:.1%} of the reference's "
                 f"{ref_mean:.4g}, below {t.throughput_ratio:.0%}; rounds {_span(ours, 'tok/s')} against "
-                f"{_span(ref, 'tok/s')}" + ("." if beyond else ", within the rounds' spread: not a fail."),
+                f"{_span(ref, 'tok/s')}" + ("." if beyond else f", {WITHIN_SPREAD}"),
             )
         )
     ours, ref = [r["mean_tpot_ms"] for r in mine], [r["mean_tpot_ms"] for r in theirs]
@@ -108,7 +109,7 @@ def _level(
                 beyond,
                 f"c={concurrency}: mean TPOT {mean:.4g} ms is {mean / ref_mean:.1%} of the reference's {ref_mean:.4g} "
                 f"ms, above {t.tpot_ratio:.0%}; rounds {_span(ours, 'ms')} against {_span(ref, 'ms')}"
-                + ("." if beyond else ", within the rounds' spread: not a fail."),
+                + ("." if beyond else f", {WITHIN_SPREAD}"),
             )
         )
     return said
