@@ -96,7 +96,7 @@ def _level(
             (
                 beyond,
                 f"c={concurrency}: output throughput {mean:.4g} tok/s is {mean / ref_mean:.1%} of the reference's "
-                f"{ref_mean:.4g}, below {t.throughput_ratio:.0%}; rounds {_span(ours, 'tok/s')} against "
+                f"{ref_mean:.4g} tok/s, below {t.throughput_ratio:.0%}; rounds {_span(ours, 'tok/s')} against "
                 f"{_span(ref, 'tok/s')}" + ("." if beyond else f", {WITHIN_SPREAD}"),
             )
         )
