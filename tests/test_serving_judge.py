@@ -59,6 +59,7 @@ ROUND = ["levels", 0, "rounds", 1]
         (["levels"], [], "levels must be a list of 1 to 8 entries."),
         (["server", "kv_cache_gib"], "46.77", "server.kv_cache_gib must be a finite number"),
         (["vllm_version"], "", "vllm_version must be a non-empty string"),
+        (["vllm_version"], 32, "vllm_version must be a non-empty string"),
         (["spec", "rounds"], 2, "the report is for another serving spec than the run's."),
     ],
 )
@@ -95,7 +96,8 @@ def test_half_the_speed_fails_with_the_drop_and_both_spreads_shown() -> None:
         "670.5..697.8 tok/s against 1355..1382 tok/s."
     )
     assert reasons[1] == (
-        "c=10: mean TPOT 14.04 ms is 200.0% of the reference's 7.02 ms, above 103%; rounds 13.76..14.33 ms against 6.95..7.09 ms."
+        "c=10: mean TPOT 14.04 ms is 200.0% of the reference's 7.02 ms, above 103%; rounds 13.76..14.33 ms against "
+        "6.95..7.09 ms."
     )
     assert len(reasons) == 2
 
@@ -121,6 +123,7 @@ def test_one_round_each_is_the_plain_ratio() -> None:
     [
         ({"device_kind": "npu"}, "the device kind differs (cpu here, npu in the reference)"),
         ({"vllm_version": "0.31.0"}, "the vLLM version differs (0.32.0 here, 0.31.0 in the reference)"),
+        ({"vllm_version": None}, "the vLLM version differs (0.32.0 here, unknown in the reference)"),
         (
             {"engine_args": {"max_num_seqs": 1}},
             "the engine arguments differ (max_model_len: 512 vs None, max_num_seqs: None vs 1)",

@@ -55,7 +55,8 @@ def test_the_table_shows_both_throughputs_labelled_and_the_server_figures() -> N
     first = report["levels"][0]["rounds"]
     assert f"{sum(r['output_throughput'] for r in first) / 3:.2f}" in body  # 1368.32 at concurrency 1
     assert (
-        f"{min(r['output_throughput'] for r in first):.1f} – {max(r['output_throughput'] for r in first):.1f}" in body
+        f"{min(r['output_throughput'] for r in first):.1f} \u2013 {max(r['output_throughput'] for r in first):.1f}"
+        in body
     )
     assert f"{sum(r['per_request_decode_tok_s'] for r in first) / 3:.2f}" in body
     assert f"{sum(r['mean_e2el_ms'] for r in first) / 3 / 1000:.3f}" in body

@@ -44,7 +44,9 @@ def steps(high: float) -> list[float]:
     high = high if high > 0 else 1.0
     power = 10 ** math.floor(math.log10(high / MAX_TICKS))
     step = next(m * power for m in (1, 2, 5, 10, 20, 50) if high / (m * power) <= MAX_TICKS)
-    return [round(k * step, 12) for k in range(math.ceil(high / step - 1e-9) + 1)]  # 3 x 0.2 is 0.6, not 0.6000000000000001
+    return [
+        round(k * step, 12) for k in range(math.ceil(high / step - 1e-9) + 1)
+    ]  # 3 x 0.2 is 0.6, not 0.6000000000000001
 
 
 def _label(value: float) -> str:

@@ -65,7 +65,8 @@ def differences(candidate: Mapping[str, Any], reference: Mapping[str, Any]) -> l
     found = []
     for key, what in (("device_kind", "device kind"), ("vllm_version", "vLLM version")):
         if candidate[key] != reference[key]:
-            found.append(f"the {what} differs ({candidate[key]} here, {reference[key]} in the reference)")
+            here, there = (value or "unknown" for value in (candidate[key], reference[key]))
+            found.append(f"the {what} differs ({here} here, {there} in the reference)")
     if candidate["engine_args"] != reference["engine_args"]:
         keys = sorted(set(candidate["engine_args"]) | set(reference["engine_args"]))
         changed = [k for k in keys if candidate["engine_args"].get(k) != reference["engine_args"].get(k)]

@@ -91,7 +91,8 @@ def check(report: Any, checked: dict[str, Any]) -> dict[str, Any]:
     report = _object(report, "the report")
     if report.get("spec") != checked:
         raise BadReport("the report is for another serving spec than the run's.")
-    _text(report.get("vllm_version"), "vllm_version")
+    if report.get("vllm_version") is not None:  # None: a server that did not say (an openai server may not)
+        _text(report["vllm_version"], "vllm_version")
     _text(report.get("device_kind"), "device_kind")
     engine_args = _object(report.get("engine_args"), "engine_args")
     _scalars(engine_args, "engine_args")
