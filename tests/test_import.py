@@ -84,7 +84,7 @@ def test_smoke_run_is_not_comparable(client: TestClient, auth: dict, tiny_smoke_
     assert run["verdict"] == "not_comparable"
     assert any("limit=8" in r for r in run["verdicts"][0]["details"]["reasons"])
     csv_export = client.get("/api/v1/runs/export", params={"format": "csv"}, headers=auth["read"])
-    assert csv_export.text.splitlines()[0].startswith("run_id,model,backend,status,verdict")
+    assert csv_export.text.splitlines()[0].startswith("run_id,kind,model,backend,status,verdict")
     assert len(csv_export.text.splitlines()) == 1 + 2  # strict-match and flexible-extract
     as_json = client.get("/api/v1/runs/export", params={"format": "json"}, headers=auth["read"]).json()
     assert {row["metric"] for row in as_json} == {"exact_match,strict-match", "exact_match,flexible-extract"}
