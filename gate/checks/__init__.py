@@ -11,6 +11,7 @@ from types import ModuleType
 KINDS = {
     "accuracy": "gate.checks.accuracy",
     "alignment": "gate.checks.alignment",
+    "serving": "gate.checks.serving",
 }
 
 

@@ -364,7 +364,7 @@ def finish(
     session: Session,
     run_id: int,
     token: str,
-    verdict: str,
+    verdict: str | None,
     verdict_reason: str | None,
     *,
     result_fingerprint: str,
@@ -375,7 +375,8 @@ def finish(
     """End this lease's attempt with a verdict judged by the caller, exactly once: (run, True) for the write that
     won, whose caller then stores the result in the same transaction; (run, False) for a replay of the same result.
 
-    For check kinds other than accuracy, whose results are not lm-eval files (complete)."""
+    For check kinds other than accuracy, whose results are not lm-eval files (complete); verdict None: measured,
+    not gated."""
     values: dict[str, Any] = {
         "status": RunStatus.SUCCEEDED,
         "verdict": verdict,
