@@ -31,6 +31,12 @@ def test_the_sweep_doubles_concurrency_up_to_64_with_50_prompts_a_level() -> Non
     assert spec.check({"model": "m/x", "profile": "sweep", "concurrencies": [1, 2]})["concurrencies"] == [1, 2]
 
 
+@pytest.mark.parametrize("profile", ["card", "sweep"])
+def test_a_checked_spec_checks_again_unchanged(profile: str) -> None:
+    checked = spec.check({"model": "m/x", "profile": profile})
+    assert spec.check(checked) == checked  # the worker checks the spec the server stored
+
+
 def test_vllm_ascend_serves_on_the_npu() -> None:
     checked = spec.check({"model": "m/x", "backend": "vllm-ascend", "device": "npu:0,1"})
     assert (spec.device_kind(checked["device"]), spec.device_ids(checked["device"])) == ("npu", "0,1")

@@ -74,7 +74,7 @@ def _engine_args(raw: Any) -> dict[str, Any]:
 def _concurrencies(raw: Any, profile: str) -> list[int]:
     if raw is None:
         return [CARD_CONCURRENCY] if profile == "card" else list(SWEEP_LEVELS)
-    if profile == "card":
+    if profile == "card" and raw != [CARD_CONCURRENCY]:  # the card's own level: a checked spec checks again
         raise ValueError("concurrencies belong to the sweep profile; the card profile runs at concurrency 10.")
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LEVELS:
         raise ValueError(f"concurrencies must be a list of 1 to {MAX_LEVELS} levels.")
