@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 EVENT_DELAY_S = 0.025  # per streamed event: several times the tiny model's ~7 ms per token at concurrency 10
 # Lax for a shared two-core machine, where a rerun's round measured up to 2.9x the reference's TPOT, yet far from
-# the proxy's slowdown (about 0.3x the throughput, 5x the TPOT); the shipped defaults, vLLM-Ascend CI's, are 0.97
-# and 1.03, for a dedicated device.
+# the proxy's slowdown (measured 0.27-0.42x the throughput, 3.9-5.5x the TPOT; the TPOT fails it beyond the rounds'
+# spread, the throughput not always); the shipped defaults, vLLM-Ascend CI's, are 0.97 and 1.03.
 RATIOS = {"throughput_ratio": 0.5, "tpot_ratio": 2.0}
 BASELINE = "serving-e2e"
 SPEC = {"backend": "openai", "profile": "card", "rounds": 2, "num_prompts": 20}  # two batches a round
@@ -195,7 +195,6 @@ def test_a_rerun_passes_and_a_throttled_server_fails_against_a_measured_referenc
     assert failures and all(reason.startswith("c=10: ") for reason in failures), got["reasons"]
     assert any(re.search(r"TPOT [\d.]+ ms is [\d.]+% of the reference's [\d.]+ ms, above 200%", r) for r in failures)
     assert throttled["verdict_reason"] == " ".join(got["reasons"])
-    assert throughput["throttled"] < 0.5 and tpot["throttled"] > 2.5  # the proxy's slowdown, beyond the ratios
 
     # what the worker's benchmark wrote is what is stored and served, and the means are the run's scores
     for number, figures in enumerate(again, start=1):
