@@ -138,6 +138,7 @@ def test_a_reference_with_other_engine_arguments_is_not_comparable(api) -> None:
         ({"profile": "fast"}, "profile must be card or sweep, not 'fast'."),
         ({"rounds": 0}, "rounds must be an integer from 1 to 10, got 0."),
         ({"baseline": "nope"}, "nope"),
+        ({"backend": "openai", "base_url": "http://10.0.0.1:8000"}, "base_url"),  # only the worker names a server
     ],
 )
 def test_a_bad_submission_is_one_sentence(api, body: dict, said: str) -> None:

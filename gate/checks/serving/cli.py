@@ -96,7 +96,6 @@ def bench(
     engine_arg: Annotated[
         list[str] | None, typer.Option(metavar="NAME=VALUE", help="a `vllm serve` argument, repeatable")
     ] = None,
-    base_url: Annotated[str | None, typer.Option(metavar="URL", help="the running server (openai backend)")] = None,
     profile: Annotated[str, typer.Option(metavar="PROFILE", help="card or sweep")] = "card",
     rounds: Annotated[int | None, typer.Option(metavar="N", help="rounds per level (default 3)")] = None,
     num_prompts: Annotated[int | None, typer.Option(metavar="N", help="prompts per round")] = None,
@@ -119,7 +118,6 @@ def bench(
         "backend": backend,
         "device": device,
         "engine_args": engine_args(engine_arg) or None,
-        "base_url": base_url,
         "profile": profile,
         "rounds": rounds,
         "num_prompts": num_prompts,

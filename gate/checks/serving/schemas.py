@@ -10,8 +10,7 @@ from gate.checks.serving.models import ServingReport
 from gate.runs.schemas import CIContext, PlainText, VerdictName, check_labels
 
 SPEC_FIELDS = (
-    "model", "backend", "device", "engine_args", "base_url", "profile",
-    "rounds", "num_prompts", "concurrencies", "reference_run",
+    "model", "backend", "device", "engine_args", "profile", "rounds", "num_prompts", "concurrencies", "reference_run",
 )  # fmt: skip
 
 
@@ -24,7 +23,6 @@ class ServingCreate(BaseModel):
     backend: str | None = Field(default=None, examples=["vllm-ascend"])
     device: str | None = Field(default=None, examples=["npu"])
     engine_args: dict[str, Any] | None = Field(default=None, examples=[{"max_model_len": 4096}])
-    base_url: str | None = None
     profile: str | None = Field(default=None, examples=["card"])
     rounds: int | None = None
     num_prompts: int | None = None

@@ -12,13 +12,13 @@ from typing import Any
 
 from gate.runs.options import CONTROL, check_model_ref
 
+# openai measures the worker's own configured server (`gate worker --openai-base-url`): a spec names no address,
+# so a submitter cannot aim workers at internal services.
 BACKENDS = ("vllm", "vllm-ascend", "openai")
 PROFILES = ("card", "sweep")
 DEVICE = re.compile(r"^(cpu|cuda(:\d{1,3}(,\d{1,3}){0,63})?|npu(:\d{1,3}(,\d{1,3}){0,63})?)$")
 # Which device kinds each backend serves on; openai names the remote server's (what makes two runs comparable).
 DEVICE_KINDS = {"vllm": ("cpu", "cuda"), "vllm-ascend": ("npu",), "openai": ("cpu", "cuda", "npu")}
-URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
-MAX_URL_CHARS = 500
 ENGINE_ARG = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_ENGINE_ARGS = 50
 MAX_VALUE_CHARS = 2000
@@ -42,8 +42,7 @@ READY_CHECK_S = 120  # the benchmark's own wait for a first answer (an openai se
 PERCENTILES = (50, 90, 99)
 LATENCIES = ("ttft", "tpot", "itl", "e2el")
 KEYS = {
-    "model", "backend", "device", "engine_args", "base_url", "profile",
-    "rounds", "num_prompts", "concurrencies", "reference_run",
+    "model", "backend", "device", "engine_args", "profile", "rounds", "num_prompts", "concurrencies", "reference_run",
 }  # fmt: skip
 
 
@@ -75,7 +74,7 @@ def _engine_args(raw: Any) -> dict[str, Any]:
 def _concurrencies(raw: Any, profile: str) -> list[int]:
     if raw is None:
         return [CARD_CONCURRENCY] if profile == "card" else list(SWEEP_LEVELS)
-    if profile == "card":
+    if profile == "card" and raw != [CARD_CONCURRENCY]:  # the card's own level: a checked spec checks again
         raise ValueError("concurrencies belong to the sweep profile; the card profile runs at concurrency 10.")
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LEVELS:
         raise ValueError(f"concurrencies must be a list of 1 to {MAX_LEVELS} levels.")
@@ -107,12 +106,6 @@ def check(spec: Any) -> dict[str, Any]:
         raise ValueError(f"device must be cpu, cuda[:ids] or npu[:ids], not {device!r}.")
     if device_kind(device) not in DEVICE_KINDS[backend]:
         raise ValueError(f"backend {backend} does not serve on {device_kind(device)}.")
-    base_url = spec.get("base_url")
-    if base_url is not None:
-        if backend != "openai":
-            raise ValueError("base_url belongs to the openai backend; gate starts the vllm server itself.")
-        if not isinstance(base_url, str) or len(base_url) > MAX_URL_CHARS or not URL.match(base_url):
-            raise ValueError(f"base_url must be an http(s) URL of at most {MAX_URL_CHARS} characters.")
     engine_args = _engine_args(spec.get("engine_args") or {})
     if backend == "openai" and engine_args:
         raise ValueError("engine_args do not apply to the openai backend: its server is already running.")
@@ -127,7 +120,6 @@ def check(spec: Any) -> dict[str, Any]:
         "backend": backend,
         "device": device,
         "engine_args": engine_args,
-        "base_url": base_url,
         "profile": profile,
         "rounds": _int(spec.get("rounds", DEFAULT_ROUNDS), "rounds", 1, MAX_ROUNDS),
         "num_prompts": _int(spec.get("num_prompts", DEFAULT_PROMPTS[profile]), "num_prompts", 1, MAX_PROMPTS),

@@ -139,10 +139,9 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
         checked = spec.check(claimed.get("options"))
         if checked["engine_args"].get("trust_remote_code") and not config.allow_trust_remote_code:
             raise ValueError("trust_remote_code is not allowed on this worker (--allow-trust-remote-code).")
-        base_url = checked["base_url"] or config.openai_base_url
         if checked["backend"] == "openai":
-            if not base_url:
-                raise ValueError("the openai backend needs a base_url, in the spec or the worker's configuration.")
+            if not config.openai_base_url:
+                raise ValueError("this worker has no server for the openai backend (gate worker --openai-base-url).")
             model_path = checked["model"]  # the name the running server serves
         else:
             model_path = modelref.resolve(checked["model"], config.work_dir / "models")
@@ -159,8 +158,8 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     session.model_fingerprint = model_fingerprint
     try:
         if checked["backend"] == "openai":
-            assert base_url is not None
-            root = base_url.rstrip("/").removesuffix("/v1")
+            assert config.openai_base_url is not None
+            root = config.openai_base_url.rstrip("/").removesuffix("/v1")
             tokenizer = config.openai_tokenizer or checked["model"]
             levels = measure(session, checked, root, checked["model"], tokenizer, None)
             found = {"vllm_version": served_version(root), "server": serverlog.read(""), "levels": levels}
