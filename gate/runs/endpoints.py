@@ -6,18 +6,20 @@ import csv
 import io
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
+from sqlalchemy.orm import Session
 
 from gate import edge
-from gate.auth.deps import Reader, Submitter
+from gate.auth.deps import Principal, Reader, Submitter
 from gate.deps import RunId, SessionDep, SettingsDep
 from gate.errors import Forbidden, InvalidInput
 from gate.notifications import targets
 from gate.runs import queries
 from gate.runs import service as runs
 from gate.runs.schemas import (
+    CheckCreate,
     RunCreate,
     RunDetail,
     RunOut,
@@ -80,6 +82,46 @@ def create_run(
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/api/v1/runs/{run.id}"
     return RunOut.of(run)
+
+
+def queue(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    response: Response,
+    body: CheckCreate,
+    idempotency_key: str | None,
+    *,
+    kind: str,
+    model: str,
+    backend: str,
+    options: dict[str, Any],
+) -> RunDetail:
+    """Queue a run of a check kind submitted through its own route, its spec already checked: 201, or 200 with the
+    run a repeated idempotency key (in the body or the `Idempotency-Key` header) created."""
+    request = runs.RunRequest(
+        kind=kind,
+        model=model,
+        tasks=[],
+        backend=backend,
+        baseline=body.baseline,
+        labels=body.labels,
+        priority=body.priority,
+        options=options,
+        ci_context=body.ci.model_dump(exclude_none=True) if body.ci else None,
+    )
+    run, created = runs.submit(
+        session,
+        request,
+        submitted_by=principal.name,
+        admin=principal.admin,
+        max_attempts=settings.max_attempts,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/runs/{run.id}"
+    return RunDetail.full(run, queries.artifact_names(session, run.id))
 
 
 def _filter(

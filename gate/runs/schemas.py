@@ -45,6 +45,35 @@ class CIContext(BaseModel):
     provider: PlainText | None = Field(default=None, max_length=50)
 
 
+class CheckCreate(BaseModel):
+    """What every check kind's submission carries beside its own spec (alignment, serving...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: PlainText | None = Field(default=None, max_length=200)
+    labels: list[str] = Field(default_factory=list, max_length=16)
+    priority: int = Field(default=0, ge=-100, le=100)
+    ci: CIContext | None = None
+    idempotency_key: PlainText | None = Field(default=None, max_length=200)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return check_labels(value)
+
+
+class ReportUpload(BaseModel):
+    """A worker's report for its lease, for the kinds whose result is one JSON report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease: str = Field(min_length=1, max_length=100)
+    report: dict[str, Any]
+    environment: dict[str, Any] = Field(default_factory=dict)
+    log_tail: str | None = Field(default=None, max_length=200_000)
+    model_fingerprint: str | None = Field(default=None, pattern=MODEL_FINGERPRINT)
+
+
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

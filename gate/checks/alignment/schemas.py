@@ -4,32 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 
 from gate.checks.alignment.models import AlignmentReport
-from gate.runs.schemas import CIContext, PlainText, VerdictName, check_labels
+from gate.runs.schemas import CheckCreate, VerdictName
 
 
-class AlignmentCreate(BaseModel):
+class AlignmentCreate(CheckCreate):
     """A probe of a candidate against a reference (by default hf on CPU in float32, the card's reference)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     candidate: dict[str, Any] = Field(examples=[{"model": "/models/port", "backend": "vllm-ascend"}])
     reference: dict[str, Any] | None = None
     precisions: list[str] | None = Field(default=None, examples=[["float32", "bfloat16"]])
     probes: dict[str, Any] | None = Field(default=None, examples=[{"set": "card"}])
     top_k: int | None = None
-    baseline: PlainText | None = Field(default=None, max_length=200)
-    labels: list[str] = Field(default_factory=list, max_length=16)
-    priority: int = Field(default=0, ge=-100, le=100)
-    ci: CIContext | None = None
-    idempotency_key: PlainText | None = Field(default=None, max_length=200)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: list[str]) -> list[str]:
-        return check_labels(value)
 
     def spec(self) -> dict[str, Any]:
         """The probe spec part, as gate.checks.alignment.spec checks it."""

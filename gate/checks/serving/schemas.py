@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 
 from gate.checks.serving.models import ServingReport
-from gate.runs.schemas import CIContext, PlainText, VerdictName, check_labels
+from gate.runs.schemas import CheckCreate, VerdictName
 
 SPEC_FIELDS = (
     "model", "backend", "device", "engine_args", "profile", "rounds", "num_prompts", "concurrencies", "reference_run",
 )  # fmt: skip
 
 
-class ServingCreate(BaseModel):
+class ServingCreate(CheckCreate):
     """A serving benchmark of a model (checked by gate.checks.serving.spec), judged against a reference run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(max_length=500, examples=["/models/port"])
     backend: str | None = Field(default=None, examples=["vllm-ascend"])
@@ -28,16 +26,6 @@ class ServingCreate(BaseModel):
     num_prompts: int | None = None
     concurrencies: list[int] | None = None
     reference_run: int | None = None
-    baseline: PlainText | None = Field(default=None, max_length=200)
-    labels: list[str] = Field(default_factory=list, max_length=16)
-    priority: int = Field(default=0, ge=-100, le=100)
-    ci: CIContext | None = None
-    idempotency_key: PlainText | None = Field(default=None, max_length=200)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: list[str]) -> list[str]:
-        return check_labels(value)
 
     def spec(self) -> dict[str, Any]:
         """The serving spec part, as gate.checks.serving.spec checks it."""
