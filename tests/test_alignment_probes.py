@@ -68,6 +68,10 @@ def test_user_texts_keep_newlines_and_tabs() -> None:
         ),
         ({"candidate": {"model": "m"}, "top_k": 5}, "top_k must be an integer from 20 to 1000, got 5."),
         (
+            {"candidate": {"model": "tiny", "backend": "openai", "engine_args": {"base_url": "http://10.0.0.1"}}},
+            "candidate.engine_args.base_url is not allowed: the openai backend uses the worker's server.",
+        ),
+        (
             {"candidate": {"model": "m"}, "precisions": ["bfloat16"]},
             'precisions must be ["float32", "bfloat16"] or ["float32", "float16"].',
         ),

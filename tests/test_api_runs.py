@@ -106,6 +106,8 @@ def test_code_executing_tasks_need_admin_and_a_sandbox(client: TestClient, auth:
         ({**RUN, "options": {"num_fewshot": -1}}, "options.num_fewshot"),
         ({**RUN, "options": {"profile": "nope"}}, "options.profile"),
         ({**RUN, "options": {"unknown_option": 1}}, "options.unknown_option"),
+        # a run never names an address a worker would connect to: the openai server is the worker's own
+        ({**RUN, "options": {"model_args": {"base_url": "http://10.0.0.1:8000/v1"}}}, "options.model_args.base_url"),
         ({**RUN, "labels": ["a b"]}, "labels"),
     ],
 )

@@ -49,8 +49,8 @@ class ModelArgs(BaseModel):
     revision: str | None = None
     enable_thinking: bool | None = None
     think_end_token: str | None = None
-    # openai backend: the running server's base URL and served model name.
-    base_url: str | None = None
+    # openai backend: the server is the worker's own (--openai-base-url); a run never names an address a worker
+    # would connect to.
     num_concurrent: int | None = Field(default=None, ge=1, le=256)
     tokenizer: str | None = None
 
@@ -59,13 +59,6 @@ class ModelArgs(BaseModel):
     def _safe(cls, value: str | None) -> str | None:
         if value is not None and not SAFE_VALUE.match(value):
             raise ValueError("must not contain ',', '=' or whitespace")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and (not re.match(r"^https?://[^\s,=]+$", value)):
-            raise ValueError("must be an http(s) URL without ',' or '='")
         return value
 
 

@@ -63,9 +63,9 @@ def model_args(backend: str, model_path: str, args: ModelArgs, config: WorkerCon
             }
         )
     if backend == "openai":
-        base_url = args.base_url or config.openai_base_url
+        base_url = config.openai_base_url
         if base_url is None:
-            raise RefusedRun("backend openai needs a server: the worker's --openai-base-url or model_args.base_url")
+            raise RefusedRun("backend openai needs a server: this worker has none (gate worker --openai-base-url)")
         tokenizer = args.tokenizer or config.openai_tokenizer
         return "local-completions", _join(
             {

@@ -38,6 +38,8 @@ def _side(raw: Any, role: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{role}.device must be a device name or URL of at most {MAX_DEVICE_CHARS} characters.")
     if not isinstance(side["engine_args"], dict):
         raise ValueError(f"{role}.engine_args must be an object.")
+    if "base_url" in side["engine_args"]:  # a run never names an address a worker would connect to
+        raise ValueError(f"{role}.engine_args.base_url is not allowed: the openai backend uses the worker's server.")
     return side
 
 

@@ -74,16 +74,19 @@ def gsm8k_dir(config: WorkerConfig) -> Path | None:
     return Path(yaml.safe_load(override.read_text())["dataset_kwargs"]["data_files"]["test"]).parent
 
 
-def _resolved(checked: dict[str, Any], work_dir: Path) -> dict[str, Any]:
-    """The spec with each side's model as this worker loads it (a ModelScope id downloaded, a path made absolute)."""
-    return {
-        **checked,
-        **{
-            role: {**checked[role], "model": modelref.resolve(checked[role]["model"], work_dir / "models")}
-            for role in ("candidate", "reference")
-            if checked[role]["backend"] != "openai"  # a server's model is a name, not files here
-        },
-    }
+def _resolved(checked: dict[str, Any], config: WorkerConfig) -> dict[str, Any]:
+    """The spec with each side's model as this worker loads it (a ModelScope id downloaded, a path made absolute),
+    and an openai side pointed at this worker's own server (--openai-base-url)."""
+    runnable = dict(checked)
+    for role in ("candidate", "reference"):
+        side = checked[role]
+        if side["backend"] != "openai":
+            runnable[role] = {**side, "model": modelref.resolve(side["model"], config.work_dir / "models")}
+        elif config.openai_base_url is None:
+            raise ValueError(f"the {role} uses the openai backend and this worker has no server (--openai-base-url).")
+        else:  # a server's model is a name, not files here
+            runnable[role] = {**side, "engine_args": {**side["engine_args"], "base_url": config.openai_base_url}}
+    return runnable
 
 
 def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str:
@@ -93,7 +96,7 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     model_fingerprint = None
     try:
         checked = spec.check(claimed.get("options"))
-        runnable = _resolved(checked, config.work_dir)
+        runnable = _resolved(checked, config)
         candidate = runnable["candidate"]
         if candidate["backend"] != "openai":
             folder = modelref.local_folder(candidate["model"])
