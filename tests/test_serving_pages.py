@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,24 @@ def test_the_run_page_shows_the_section_through_the_registry(database_url: str) 
     assert page.status_code == 200, page.text
     assert "Serving performance" in page.text and "Throughput against latency" in page.text
     assert "Questions" not in page.text
+
+
+def test_the_model_page_keeps_a_history_per_device_kind(database_url: str) -> None:
+    report = report_for(SWEEP)
+    run_id = stored_run(database_url, report)
+    with TestClient(create_app(Settings(database_url=database_url, anonymous_read=True))) as client:
+        page = client.get("/models//models/tiny")
+    assert page.status_code == 200, page.text
+    history = page.text[page.text.index('id="serving-history"') :]
+    assert f"On {report['device_kind']}" in history
+    rows = re.findall(
+        r'<tr><td><a href="/runs/(\d+)">.*?<td class="num">(\d+)</td><td class="num">([\d.,]+)</td>', history
+    )
+    first = report["levels"][0]
+    mean = statistics.fmean(r["output_throughput"] for r in first["rounds"])
+    assert rows[0] == (str(run_id), str(first["concurrency"]), f"{mean:.1f}")
+    assert len(rows) == len(report["levels"])
+    assert "Other benchmarks" not in page.text  # its figures are scores, but not benchmarks of an lm-eval task
 
 
 def test_screenshot_of_the_section(browser_page: Page) -> None:

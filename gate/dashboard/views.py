@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from gate import checks
 from gate.baselines import service as baselines
 from gate.baselines.models import Baseline, BaselineScore
 from gate.checks.accuracy import judge as gate_verdict
@@ -186,6 +187,8 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
     geometry, plotted = history_chart(points, gated)
     other: dict[tuple[str, str], list[tuple[Run, Score]]] = {}
     for run in runs_of_model:
+        if not run.tasks:  # a kind with its own section (below) keeps its figures as scores too: not benchmarks
+            continue
         for score in run.scores:
             if score.task != task:
                 other.setdefault((score.task, score.metric), []).append((run, score))
@@ -200,6 +203,13 @@ def model_page(session: Session, model: str, baseline_name: str | None) -> dict[
         "points": points[::-1],
         "other": other,
         "runs": runs_of_model,
+        "sections": [  # each kind's own history of this model, where its pages have one
+            (kind, section)
+            for kind in checks.KINDS
+            if checks.has_part(kind, "pages") and hasattr(checks.part(kind, "pages"), "model_section")
+            for section in [checks.part(kind, "pages").model_section(session, model)]
+            if section is not None
+        ],
     }
 
 

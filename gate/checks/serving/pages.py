@@ -11,10 +11,11 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gate.checks.serving import curve, models, spec
-from gate.runs.models import Run
+from gate.runs.models import Run, RunStatus
 
 
 @dataclass(frozen=True)
@@ -142,3 +143,40 @@ def section(session: Session, run: Run, text: str | None, comparison: str | None
         "thresholds": row.thresholds,
     }
     return run_context(row.report, judged, ref.report if ref is not None else None)
+
+
+HISTORY_RUNS = 200  # the model page's most recent serving runs
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    run: Run
+    concurrency: int
+    output_throughput: float  # mean over the rounds, tokens/s, all requests together
+    per_request_decode_tok_s: float
+    mean_tpot_ms: float
+
+
+def model_section(session: Session, model: str) -> dict[str, Any] | None:
+    """The model page's serving history: per device kind, each run's figures at each level, newest first."""
+    found = session.execute(
+        select(Run, models.ServingReport)
+        .join(models.ServingReport, models.ServingReport.run_id == Run.id)
+        .where(Run.model == model, Run.status == RunStatus.SUCCEEDED)
+        .order_by(Run.id.desc())
+        .limit(HISTORY_RUNS)
+    ).all()
+    by_device: dict[str, list[HistoryRow]] = {}
+    for run, row in found:
+        for level in row.report["levels"]:
+            rounds = level["rounds"]
+            by_device.setdefault(row.report["device_kind"], []).append(
+                HistoryRow(
+                    run=run,
+                    concurrency=level["concurrency"],
+                    output_throughput=_mean(rounds, "output_throughput"),
+                    per_request_decode_tok_s=_mean(rounds, "per_request_decode_tok_s"),
+                    mean_tpot_ms=_mean(rounds, "mean_tpot_ms"),
+                )
+            )
+    return {"by_device": by_device} if by_device else None
