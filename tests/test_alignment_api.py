@@ -158,6 +158,10 @@ def test_a_probe_is_queued_claimed_judged_stored_and_served(api) -> None:
     assert figures[("candidate float32 vs reference float32", "ppl_rel_diff_max")]["value"] == 0.0
     assert len(figures) == len(recording.SCORED)  # every overall figure, once
 
+    promoted = client.post("/api/v1/baselines", json={"from_run": run["id"], "name": "x"}, headers=headers["admin"])
+    assert promoted.status_code == 422
+    assert promoted.json()["detail"] == f"run {run['id']} (alignment) is judged within itself, not against a baseline"
+
 
 def test_the_server_judges_and_a_baselines_thresholds_change_the_verdict(api) -> None:
     client, headers = api

@@ -109,6 +109,25 @@ def test_a_rerun_passes_and_a_halved_server_fails_against_its_reference(api) -> 
     assert detail["verdict_reason"] == " ".join(got["reasons"])
 
 
+def test_a_promoted_run_is_the_reference_of_later_runs(api) -> None:
+    client, headers = api
+    reference = measured(client, headers, [0.99, 1.0, 1.01])
+    promoted = client.post(
+        "/api/v1/baselines", json={"from_run": reference["id"], "name": "tiny-cpu-serving"}, headers=headers["admin"]
+    )
+    assert promoted.status_code == 201, promoted.text
+    rerun = measured(client, headers, [0.98, 1.0, 1.02], baseline="tiny-cpu-serving")
+    slowed = measured(client, headers, [0.49, 0.5, 0.51], baseline="tiny-cpu-serving")
+    assert (rerun["verdict"], slowed["verdict"]) == ("pass", "fail")
+    got = client.get(f"/api/v1/runs/{slowed['id']}/serving", headers=headers["read"]).json()
+    assert got["reference_run_id"] == reference["id"]
+    listed = client.get("/api/v1/baselines", headers=headers["read"]).json()
+    entry = next(b for b in listed if b["name"] == "tiny-cpu-serving")
+    assert entry["from_run"] == reference["id"] and entry["scores"] == []
+    assert entry["checks"] == {"serving": {"reference_run": reference["id"]}}
+    assert client.get("/baselines", headers=headers["read"]).status_code == 200
+
+
 def test_the_baseline_names_the_reference_and_its_ratios(api) -> None:
     client, headers = api
     reference = measured(client, headers, [1.0, 1.0, 1.0])

@@ -33,6 +33,7 @@ class BaselineOut(BaseModel):
     kind: str
     from_run: int | None
     scores: list[BaselineScoreOut]
+    checks: dict[str, dict[str, Any]] | None = None  # other check kinds' settings: {"serving": {"reference_run": 12}}
 
     @classmethod
     def of(cls, b: Baseline) -> BaselineOut:
@@ -42,6 +43,7 @@ class BaselineOut(BaseModel):
             source=b.source,
             kind=b.kind,
             from_run=b.from_run_id,
+            checks=b.checks,
             scores=[
                 BaselineScoreOut(
                     benchmark=s.benchmark,

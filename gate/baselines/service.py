@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from gate import checks
 from gate.baselines.files import KIND_REFERENCE_RUN, BaselineSpec, Reference
 from gate.baselines.models import Baseline, BaselineScore
 from gate.errors import Conflict, InvalidInput, NotFound
@@ -84,6 +85,8 @@ def promote(session: Session, run_id: int, name: str, tolerance_pp: float = 2.0)
         raise Conflict(f"run {run_id} is {run.status}: only a succeeded run can become a baseline")
     if session.scalar(select(Baseline.id).where(Baseline.name == name)) is not None:
         raise Conflict(f"a baseline named {name!r} exists already", field="name")
+    if not run.tasks:  # a kind with its own report says what a baseline keeps of it
+        return _promote_report(session, run, name)
     profiles = run.eval_profile or {}
     smoke = [task for task, profile in profiles.items() if profile.get("limit") is not None]
     if smoke:
@@ -118,6 +121,26 @@ def promote(session: Session, run_id: int, name: str, tolerance_pp: float = 2.0)
         )
     if not baseline.scores:
         raise InvalidInput(f"run {run_id} has no scores to promote")
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
+def _promote_report(session: Session, run: Run, name: str) -> Baseline:
+    """A run of a kind without lm-eval scores becomes a baseline holding that kind's settings (checks.<kind>)."""
+    promoted = getattr(checks.part(run.kind, "recording"), "promoted", None)
+    if promoted is None:
+        raise InvalidInput(
+            f"run {run.id} ({run.kind}) is judged within itself, not against a baseline", field="from_run"
+        )
+    baseline = Baseline(
+        name=name,
+        model=run.model,
+        source=f"reference run {run.id} ({run.kind}, {run.backend})",
+        kind=KIND_REFERENCE_RUN,
+        from_run_id=run.id,
+        checks={run.kind: promoted(run)},
+    )
     session.add(baseline)
     session.flush()
     return baseline

@@ -52,6 +52,11 @@ def reference_run(options: dict[str, Any], limits: judge.Thresholds) -> int | No
     return int(named) if named is not None else limits.reference_run
 
 
+def promoted(run: Run) -> dict[str, Any]:
+    """What a baseline promoted from this run keeps: the run as the reference of later benchmarks."""
+    return {"reference_run": run.id}
+
+
 def reference(session: Session, run_id: int) -> ServingReport:
     """A reference: a succeeded serving run with a stored report, or InvalidInput saying what it is instead."""
     run = session.get(Run, run_id)
