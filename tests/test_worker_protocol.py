@@ -212,16 +212,18 @@ def test_a_run_of_a_kind_the_worker_does_not_know_fails_as_the_users_error(
     run_id = submit(client, auth, backend="hf")
     assert client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["kind"] == "accuracy"
     with sessions() as session, session.begin():
-        session.get_one(Run, run_id).kind = "serving"  # a kind a newer server knows and this worker does not
+        session.get_one(Run, run_id).kind = "smoke"  # a kind a newer server knows and this worker does not
     worker = GateClient(str(client.base_url), "unused")
     worker.http = client
     client.headers.update(auth["worker"])
     claimed = worker.claim("cpu-1", "hf", [], {}, wait_s=0)
-    assert (claimed["run_id"], claimed["kind"]) == (run_id, "serving")
+    assert (claimed["run_id"], claimed["kind"]) == (run_id, "smoke")
     assert Agent(worker, WorkerConfig(backend="hf", work_dir=tmp_path), name="cpu-1").execute(claimed) == "failed:user"
     run = client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()
-    assert (run["status"], run["failure_kind"], run["kind"]) == ("failed", "user", "serving")
-    assert run["failure_reason"] == "this worker cannot run checks of kind 'serving' (it knows accuracy, alignment)"
+    assert (run["status"], run["failure_kind"], run["kind"]) == ("failed", "user", "smoke")
+    assert (
+        run["failure_reason"] == "this worker cannot run checks of kind 'smoke' (it knows accuracy, alignment, serving)"
+    )
 
 
 def test_leases_are_stored_hashed_and_worker_names_bound_to_their_token(

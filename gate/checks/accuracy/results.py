@@ -112,6 +112,8 @@ def _number(value: Any, where: str) -> float:
         raise InvalidInput(f"{where} must be a number, got {value!r}", field="results")
     if not math.isfinite(value):
         raise InvalidInput(f"{where} is {value!r}: scores must be finite", field="results")
+    if isinstance(value, int) and float(value) != value:  # past 2**53: the store's float would keep another number
+        raise InvalidInput(f"{where} is {value!r}: too large to store exactly", field="results")
     return float(value)
 
 
