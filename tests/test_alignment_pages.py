@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page
 
-from gate import checks, migrate
+from gate import migrate
 from gate.app import create_app
 from gate.checks.alignment import judge, models, pages
 from gate.db import make_engine, make_session_factory, transaction
@@ -149,7 +149,6 @@ def test_the_section_shows_the_tables_and_the_strip() -> None:
     assert f"/runs/7?comparison={quote(BF16_FP32)}&amp;text=" in render_section(report, comparison=BF16_FP32)
 
 
-@pytest.mark.skipif("alignment" not in checks.KINDS, reason="the kind registers with the server side's branch")
 def test_the_run_page_shows_the_section_through_the_registry(database_url: str) -> None:
     report = fixture("three-way")
     run_id = stored_run(database_url, report)
