@@ -8,6 +8,7 @@ waits for the winner's row lock (SQLite: the write lock) and then matches nothin
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import secrets
@@ -26,7 +27,8 @@ from gate.db import utcnow
 from gate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gate.notifications import outbox as notifications
 from gate.runs import options as run_options
-from gate.runs.models import Run, RunStatus, RunTask, Worker
+from gate.runs.models import Artifact, Run, RunStatus, RunTask, Worker
+from gate.verdicts.outcome import Outcome
 
 CLAIM_SCAN_BATCH = 100
 LOG_TAIL_LINES = 200
@@ -400,6 +402,38 @@ def finish(
     if run.result_fingerprint != result_fingerprint:
         raise Conflict(f"run {run_id} has a different result recorded already")
     return run, False
+
+
+def finish_with_report(
+    session: Session,
+    run_id: int,
+    lease: str,
+    verdict: str | None,
+    reasons: list[str],
+    document: dict[str, Any],
+    artifact: str,
+    *,
+    environment: dict[str, Any],
+    log_tail: str | None,
+    model_fingerprint: str | None,
+) -> tuple[Run, bool]:
+    """finish() for a kind whose result is one JSON report: the report's digest decides a replay, and the winning
+    write stores it as the run's artifact. A verdict other than pass keeps its reasons as the run's verdict_reason."""
+    content = json.dumps(document, sort_keys=True, allow_nan=False).encode()
+    run, won = finish(
+        session,
+        run_id,
+        lease,
+        verdict,
+        None if verdict in (Outcome.PASS, None) else " ".join(reasons),
+        result_fingerprint=hashlib.sha256(content).hexdigest(),
+        environment=environment,
+        log_tail=log_tail,
+        model_fingerprint=model_fingerprint,
+    )
+    if won:
+        session.add(Artifact(run_id=run.id, name=artifact, content_gz=gzip.compress(content, 6), size=len(content)))
+    return run, won
 
 
 def fail(

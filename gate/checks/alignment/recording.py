@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,7 +11,7 @@ from gate.checks.alignment import judge, report
 from gate.checks.alignment.models import AlignmentReport
 from gate.errors import InvalidInput, NotFound
 from gate.runs import service as runs
-from gate.runs.models import Artifact, Run, Score
+from gate.runs.models import Run, Score
 
 KIND = "alignment"
 ARTIFACT = "alignment.json"
@@ -74,14 +71,14 @@ def record(
     limits = thresholds(run.baseline)
     outcome, reasons = verdict(checked, limits)
     stored = {**checked, "outcome": outcome, "reasons": reasons}
-    content = json.dumps(stored, sort_keys=True, allow_nan=False).encode()
-    run, won = runs.finish(
+    run, won = runs.finish_with_report(
         session,
         run_id,
         lease,
         outcome,
-        None if outcome == judge.PASS else " ".join(reasons),
-        result_fingerprint=hashlib.sha256(content).hexdigest(),
+        reasons,
+        stored,
+        ARTIFACT,
         environment=environment,
         log_tail=log_tail,
         model_fingerprint=model_fingerprint,
@@ -90,7 +87,6 @@ def record(
         session.add(
             AlignmentReport(run_id=run.id, outcome=outcome, reasons=reasons, thresholds=limits.as_dict(), report=stored)
         )
-        session.add(Artifact(run_id=run.id, name=ARTIFACT, content_gz=gzip.compress(content, 6), size=len(content)))
         session.add_all(scores(run.id, stored))
         session.flush()
     return run

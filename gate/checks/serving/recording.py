@@ -3,9 +3,6 @@ in one transaction."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import statistics
 from typing import Any
 
@@ -16,7 +13,7 @@ from gate.checks.serving import judge, report
 from gate.checks.serving.models import ServingReport
 from gate.errors import InvalidInput, NotFound
 from gate.runs import service as runs
-from gate.runs.models import Artifact, Run, RunStatus, Score
+from gate.runs.models import Run, RunStatus, Score
 
 KIND = "serving"
 ARTIFACT = "serving.json"
@@ -105,14 +102,14 @@ def record(
     limits = thresholds(run.baseline)
     ref_id = reference_run(run.options, limits)
     outcome, reasons = verdict(session, checked, ref_id, limits)
-    content = json.dumps(checked, sort_keys=True, allow_nan=False).encode()
-    run, won = runs.finish(
+    run, won = runs.finish_with_report(
         session,
         run_id,
         lease,
         outcome,
-        None if outcome in (judge.PASS, None) else " ".join(reasons),
-        result_fingerprint=hashlib.sha256(content).hexdigest(),
+        reasons,
+        checked,
+        ARTIFACT,
         environment=environment,
         log_tail=log_tail,
         model_fingerprint=model_fingerprint,
@@ -128,7 +125,6 @@ def record(
                 report=checked,
             )
         )
-        session.add(Artifact(run_id=run.id, name=ARTIFACT, content_gz=gzip.compress(content, 6), size=len(content)))
         session.add_all(scores(run.id, checked))
         session.flush()
     return run
