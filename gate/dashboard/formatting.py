@@ -151,3 +151,6 @@ def install(env: Environment) -> None:
     """Register the filters on the dashboard's Jinja environment (gate.app.create_app calls this)."""
     env.filters.update(FILTERS)
     env.globals["split_thinking"] = split_thinking
+    # `{{ _("...") }}` in templates; gate.dashboard.i18n installs the catalogs' translations per request
+    env.add_extension("jinja2.ext.i18n")
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension
