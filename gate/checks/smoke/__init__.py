@@ -1,0 +1,1 @@
+"""Smoke outputs: the model card's sample outputs, generated through the chat template and recorded verbatim."""
