@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any
 
 from jinja2 import Environment
 from markupsafe import Markup
 
+from gate.thinking import split_thinking  # the one rule, shared with the worker
+
 ABSENT = "—"
-THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
 
 def value(v: Any) -> str:
@@ -108,16 +108,6 @@ def since(at: datetime | None, now: datetime | None = None) -> str:
     if at is None:
         return ABSENT
     return ago(((now or datetime.now(timezone.utc)) - _utc(at)).total_seconds())
-
-
-def split_thinking(text: str | None) -> tuple[str | None, str]:
-    """(reasoning, answer) of a raw model output: the <think> block apart from what follows it."""
-    if not text:
-        return None, text or ""
-    match = THINK.search(text)
-    if match is None:
-        return None, text
-    return match.group(1).strip(), (text[: match.start()] + text[match.end() :]).strip()
 
 
 def timestamp(at: datetime | None) -> Markup:
