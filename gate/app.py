@@ -26,6 +26,7 @@ from gate.dashboard.static import STATIC_DIR
 from gate.db import is_sqlite, make_engine, make_session_factory, transaction
 from gate.notifications import endpoints as webhook_endpoints
 from gate.notifications import inbound, sender
+from gate.qualifications import endpoints as qualification_endpoints
 from gate.runs import endpoints as run_endpoints
 from gate.runs import service as runs
 from gate.runs import workers
@@ -138,7 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:  # on the event loop: a busy thread pool must not fail health checks
         return {"status": "ok"}
 
-    spine = (run_endpoints.router, baseline_endpoints.router, workers.router, webhook_endpoints.router)
+    spine = (
+        run_endpoints.router,
+        baseline_endpoints.router,
+        workers.router,
+        webhook_endpoints.router,
+        qualification_endpoints.router,
+    )
     kinds = tuple(checks.part(kind, "endpoints").router for kind in checks.KINDS)
     for router in spine + kinds:
         app.include_router(router, prefix="/api/v1", responses=handlers.RESPONSES)

@@ -4,7 +4,7 @@ from importlib import import_module
 
 from gate.checks import KINDS
 
-DOMAINS = ("gate.runs", "gate.baselines", "gate.auth", "gate.notifications", *KINDS.values())
+DOMAINS = ("gate.runs", "gate.baselines", "gate.auth", "gate.notifications", "gate.qualifications", *KINDS.values())
 
 for package in DOMAINS:
     import_module(f"{package}.models")

@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 import pytest
 
 from gate.checks.serving import cli, judge, spec
+from gate.cli import gating
 from tests.processes import Api, server
 from tests.serving_reports import PROMPTS, report_for
 
@@ -82,7 +83,7 @@ def test_one_junit_case_per_level_a_failing_one_with_the_judges_sentences() -> N
 
 
 def test_engine_arguments_are_read_as_json_where_they_parse() -> None:
-    assert cli.engine_args(["max_model_len=512", "enforce_eager=true", "dtype=float32"]) == {
+    assert gating.engine_args(["max_model_len=512", "enforce_eager=true", "dtype=float32"]) == {
         "max_model_len": 512,
         "enforce_eager": True,
         "dtype": "float32",

@@ -10,6 +10,7 @@ from typer._click import exceptions as click  # typer 0.2x vendors click: its ow
 
 from gate import checks
 from gate.cli import admin, gating, serve, webhooks, worker
+from gate.qualifications import cli as qualifying
 from gate.settings import get_settings
 
 # Plain click help at up to 120 columns: typer's rich panels cut long option names at 80 columns.
@@ -41,6 +42,7 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("submit")(gating.submit)
 app.command("import")(gating.import_results)
+app.command("qualify")(qualifying.qualify)
 
 
 def add_kind_commands() -> None:

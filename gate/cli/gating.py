@@ -45,6 +45,20 @@ def ci_context() -> dict[str, str]:
     return {k: v for k, v in context.items() if v}
 
 
+def engine_args(values: list[str] | None) -> dict[str, Any]:
+    """--engine-arg NAME=VALUE, repeated; a value is read as JSON where it parses (4096, true), else kept as text."""
+    found: dict[str, Any] = {}
+    for item in values or []:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise fail(f"--engine-arg needs NAME=VALUE, not {item!r}", EXIT_OTHER)
+        try:
+            found[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            found[name] = raw
+    return found
+
+
 def checked(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         try:

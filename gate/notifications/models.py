@@ -57,7 +57,9 @@ class InboundDelivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("ci_sources.id", ondelete="CASCADE"))
     delivery_id: Mapped[str] = mapped_column(String(200))
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # what the delivery started: a run, or a qualification (gate.qualifications) and its runs
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    qualification_id: Mapped[int | None] = mapped_column(ForeignKey("qualifications.id", ondelete="CASCADE"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -21,10 +21,11 @@ from gate import checks
 from gate.worker import environment
 from gate.worker.client import GateClient, LeaseLost, ServerRefused
 from gate.worker.config import ClaimedRun, WorkerConfig
-from gate.worker.process import Evaluation
+from gate.worker.process import Evaluation, Invocation
 from gate.worker.renewal import Renewal
 
 log = logging.getLogger("gate.worker")
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)  # env names a report omits
 POLL_S = 0.2  # how often the agent looks at its evaluation
 RENEWALS_PER_LEASE = 3  # heartbeats per lease period: two can be lost before the lease is in danger
 FENCE_SHARE = 0.8  # of the lease: the default 240 s of 300, leaving a fenced worker a fifth to stop lm-eval
@@ -77,7 +78,8 @@ class Agent:
         self.client, self.config, self.timing = client, config, timing or Timing()
         self.name = name or f"{socket.gethostname()}-{config.backend}"
         self.draining = client.stop  # one event: a drain also ends the client's retries
-        self.info = environment.capture()
+        self.base_info = environment.capture()
+        self.info = self.base_info  # what a run's upload reports: the environment and the commands it ran
         self._idle = False  # in the claim long-poll, holding no run
 
     def install_signal_handlers(self) -> None:
@@ -116,7 +118,7 @@ class Agent:
         self._idle = True
         try:
             return self.client.claim(
-                self.name, self.config.backend, list(self.config.labels), self.info, self.timing.claim_wait_s
+                self.name, self.config.backend, list(self.config.labels), self.base_info, self.timing.claim_wait_s
             )
         finally:
             self._idle = False
@@ -155,11 +157,17 @@ class Agent:
     def _dispatch(self, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str:
         """Hand the run to the worker part of its kind (gate.checks.KINDS)."""
         kind = claimed["kind"]
+        self.info = {**self.base_info, "commands": []}
         if kind not in checks.KINDS:
             reason = f"this worker cannot run checks of kind {kind!r} (it knows {', '.join(sorted(checks.KINDS))})"
             return self.report_failure(claimed["run_id"], claimed["lease"], reason, "user", "")
         part = cast(KindWorker, checks.part(kind, "worker"))
         return part.execute(self, claimed, timing, renewal)
+
+    def record(self, invocation: Invocation) -> None:
+        """Keep a command the run starts, for its report's "commands to reproduce" (secrets left out)."""
+        env = {k: v for k, v in invocation.env.items() if not SECRET_NAME.search(k)}
+        self.info.setdefault("commands", []).append({"argv": list(invocation.argv), "env": env})
 
     def supervise(
         self,
@@ -173,6 +181,7 @@ class Agent:
         """Watch an evaluation until it exits (None) or must stop: cancelled, lost, fenced, drained or timed out
         (what happened; a timeout is reported as the run's failure)."""
         run_id, lease = claimed["run_id"], claimed["lease"]
+        self.record(evaluation.invocation)
         renewal.evaluation = evaluation
         stop_reason = threading.Event()
         verdict: dict[str, str] = {}

@@ -51,6 +51,7 @@ class Evaluation:
     """A running lm-eval process."""
 
     def __init__(self, invocation: Invocation, log_path: Path) -> None:
+        self.invocation = invocation
         # A fresh, empty folder per attempt: an earlier server's run with the same id may have left files there.
         shutil.rmtree(invocation.output_dir, ignore_errors=True)
         # lm-eval runs in an empty folder of its own: `python -m` puts the working directory first on sys.path,

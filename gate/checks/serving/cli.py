@@ -5,7 +5,6 @@ Exit codes as `gate submit` (gate.cli.gating): 0 pass, 1 fail, 2 not comparable,
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Annotated, Any
 from xml.etree import ElementTree
@@ -16,20 +15,6 @@ import typer
 from gate.checks.serving import judge
 from gate.cli import gating
 from gate.cli.admin import fail
-
-
-def engine_args(values: list[str] | None) -> dict[str, Any]:
-    """--engine-arg NAME=VALUE, repeated; a value is read as JSON where it parses (4096, true), else kept as text."""
-    found: dict[str, Any] = {}
-    for item in values or []:
-        name, sep, raw = item.partition("=")
-        if not sep or not name:
-            raise fail(f"--engine-arg needs NAME=VALUE, not {item!r}", gating.EXIT_OTHER)
-        try:
-            found[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            found[name] = raw
-    return found
 
 
 def _mean(rounds: list[dict[str, Any]], key: str) -> float:
@@ -117,7 +102,7 @@ def bench(
         "model": model,
         "backend": backend,
         "device": device,
-        "engine_args": engine_args(engine_arg) or None,
+        "engine_args": gating.engine_args(engine_arg) or None,
         "profile": profile,
         "rounds": rounds,
         "num_prompts": num_prompts,

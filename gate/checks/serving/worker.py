@@ -112,6 +112,7 @@ def serve_and_measure(session: Session, checked: dict[str, Any], model_path: str
     port = free_port()
     base_url = f"http://{launch.HOST}:{port}"
     invocation = launch.server(checked, model_path, session.agent.config, port, session.folder / "server")
+    session.agent.record(invocation)  # the server is watched through its benchmarks, not supervised itself
     server = Evaluation(invocation, session.folder / "server.log")
     try:
         started = time.monotonic()

@@ -1,0 +1,1 @@
+"""Qualifications: one request runs every check of a plan for one model, one report reads like the model card."""

@@ -1,0 +1,64 @@
+"""Qualification routes: queue a plan's checks, read the qualification's state, its report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+
+from gate.auth.deps import Reader, Submitter
+from gate.db import MAX_ID
+from gate.deps import SessionDep, SettingsDep
+from gate.qualifications import service as qualifications
+from gate.qualifications.schemas import QualificationCreate, QualificationOut
+
+router = APIRouter(prefix="/qualifications", tags=["qualifications"])
+QualificationId = Annotated[int, Path(ge=1, le=MAX_ID, description="qualification id")]
+MAX_PAGE = 200
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=QualificationOut)
+def create(
+    body: QualificationCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Submitter,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> QualificationOut:
+    """Queue every check of a plan (default `card`: GSM8K accuracy gate, alignment probe, serving profile, smoke
+    outputs) for one model. A repeated idempotency key returns the qualification it created (200)."""
+    q, created = qualifications.create(
+        session,
+        body.plan,
+        body.request(),
+        submitted_by=principal.name,
+        admin=principal.admin,
+        max_attempts=settings.max_attempts,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/qualifications/{q.id}"
+    return QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s))
+
+
+@router.get("", response_model=list[QualificationOut])
+def list_qualifications(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Reader,
+    model: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> list[QualificationOut]:
+    """Qualifications, newest first."""
+    found = qualifications.listing(session, model, limit)
+    return [QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s)) for q in found]
+
+
+@router.get("/{qualification_id}", response_model=QualificationOut)
+def get(qualification_id: QualificationId, session: SessionDep, settings: SettingsDep, _: Reader) -> QualificationOut:
+    """The qualification's state and overall verdict, each check's run, and why a check waits or kept it from a
+    pass."""
+    q = qualifications.get(session, qualification_id)
+    return QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s))
