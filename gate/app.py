@@ -27,6 +27,7 @@ from gate.db import is_sqlite, make_engine, make_session_factory, transaction
 from gate.notifications import endpoints as webhook_endpoints
 from gate.notifications import inbound, sender
 from gate.qualifications import endpoints as qualification_endpoints
+from gate.qualifications import pages as qualification_pages
 from gate.runs import endpoints as run_endpoints
 from gate.runs import service as runs
 from gate.runs import workers
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in spine + kinds:
         app.include_router(router, prefix="/api/v1", responses=handlers.RESPONSES)
     app.include_router(dashboard_routes.router)
+    app.include_router(qualification_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.templates = Jinja2Templates(directory=settings.templates_dir)
     dashboard_formatting.install(app.state.templates.env)

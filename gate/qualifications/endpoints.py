@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
+from gate import edge, i18n
 from gate.auth.deps import Reader, Submitter
 from gate.db import MAX_ID
 from gate.deps import SessionDep, SettingsDep
+from gate.qualifications import markdown, report
 from gate.qualifications import service as qualifications
 from gate.qualifications.schemas import QualificationCreate, QualificationOut
 
@@ -62,3 +64,39 @@ def get(qualification_id: QualificationId, session: SessionDep, settings: Settin
     pass."""
     q = qualifications.get(session, qualification_id)
     return QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s))
+
+
+@router.get("/{qualification_id}/report")
+def get_report(
+    qualification_id: QualificationId, session: SessionDep, settings: SettingsDep, _: Reader
+) -> dict[str, Any]:
+    """The report's figures as data: environment, sample outputs, alignment tables, accuracy verdicts and official
+    baselines, throughput, model configuration, memory, commands; each section names its run."""
+    q = qualifications.get(session, qualification_id)
+    return report.gather(session, q, settings.worker_offline_after_s)
+
+
+@router.get("/{qualification_id}/report.md", response_class=Response)
+def get_markdown(
+    qualification_id: QualificationId,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Reader,
+    lang: Annotated[str | None, Query(max_length=20, description="en or zh; else Accept-Language")] = None,
+) -> Response:
+    """The report as Markdown to paste into a model card, in English or Simplified Chinese."""
+    q = qualifications.get(session, qualification_id)
+    locale = i18n.negotiate(request.headers.get("accept-language"), None, lang)
+    text = markdown.render(
+        report.gather(session, q, settings.worker_offline_after_s),
+        i18n.translations(locale).gettext,
+        locale,
+        settings.public_url,
+    )
+    name = f"qualification-{q.id}-{locale}.md"
+    return Response(
+        text,
+        media_type="text/markdown; charset=utf-8",
+        headers={"Content-Disposition": edge.content_disposition(name)},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import socket
@@ -74,12 +75,21 @@ def _ascend() -> dict[str, Any] | None:
     return {"kind": "npu", "name": name, "count": len(chips), "driver": driver, "cann": cann}
 
 
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):  # a platform without these names
+        return None
+
+
 def capture() -> dict[str, Any]:
     device = _ascend() or _nvidia() or {"kind": "cpu", "name": _cpu(), "count": 0}
     return {
         "device": device,
         "host": socket.gethostname(),
         "cpu": _cpu(),
+        "cpu_cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "versions": {name: _version(dists) for name, dists in PACKAGES.items()},
