@@ -24,6 +24,7 @@ from gate.dashboard import formatting as dashboard_formatting
 from gate.dashboard import routes as dashboard_routes
 from gate.dashboard.static import STATIC_DIR
 from gate.db import is_sqlite, make_engine, make_session_factory, transaction
+from gate.i18n import web as i18n_web
 from gate.notifications import endpoints as webhook_endpoints
 from gate.notifications import inbound, sender
 from gate.qualifications import endpoints as qualification_endpoints
@@ -157,4 +158,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dashboard_formatting.install(app.state.templates.env)
     app.state.templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(i18n_web.LocaleMiddleware)  # outermost: even the body limit's 413 page is in the language
     return app
