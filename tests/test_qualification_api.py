@@ -1,0 +1,154 @@
+"""Qualifications over REST on SQLite and Postgres: queue a plan's runs, wait and say why, derive the verdict from
+real lm-eval uploads, and the report and its Markdown carry the API's figures."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import finish
+
+BASELINE = "qwen3-4b-thinking-2507"
+ACCURACY_ONLY = {"model": "acme/port", "backend": "hf", "baseline": BASELINE, "checks": ["accuracy"]}
+
+
+def qualify(client: TestClient, auth: dict, body: dict, **headers: str):
+    return client.post("/api/v1/qualifications", json=body, headers={**auth["submit"], **headers})
+
+
+def read(client: TestClient, auth: dict, qid: int) -> dict:
+    answer = client.get(f"/api/v1/qualifications/{qid}", headers=auth["read"])
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_qualification_queues_its_checks_and_says_what_it_waits_for(client: TestClient, auth: dict) -> None:
+    body = {**ACCURACY_ONLY, "labels": ["ascend910b"], "accuracy": {"limit": 8}}
+    created = qualify(client, auth, body)
+    assert created.status_code == 201, created.text
+    q = created.json()
+    assert created.headers["location"] == f"/api/v1/qualifications/{q['id']}"
+    [check] = q["checks"]
+    assert check["name"] == "accuracy" and check["gated"]
+    run = client.get(f"/api/v1/runs/{check['run']['id']}", headers=auth["read"]).json()
+    assert (run["kind"], run["backend"], run["tasks"], run["labels"]) == ("accuracy", "hf", ["gsm8k"], ["ascend910b"])
+    assert run["options"]["num_fewshot"] == 5 and run["options"]["limit"] == 8
+    assert (q["status"], q["verdict"]) == ("waiting", None)
+    assert check["waiting"] == "no worker with backend hf and labels ascend910b is connected"
+    assert q["reasons"] == [f"accuracy (run {run['id']}) is waiting: {check['waiting']}"]
+    # a worker of another backend is no taker; one with the backend and the label is
+    for backend, labels in (("vllm", ["ascend910b"]), ("hf", [])):
+        polled = client.post(
+            "/api/v1/workers/claim",
+            json={"name": f"w-{backend}", "backend": backend, "labels": labels, "wait_s": 0},
+            headers=auth["worker"],
+        )
+        assert polled.status_code == 204
+        assert read(client, auth, q["id"])["status"] == "waiting"
+    client.post(
+        "/api/v1/workers/claim",
+        json={"name": "npu", "backend": "hf", "labels": ["ascend910b", "x"], "wait_s": 0},
+        headers=auth["worker"],
+    )
+    now = read(client, auth, q["id"])
+    assert now["status"] == "running" and now["checks"][0]["waiting"] is None
+
+
+def test_repeating_the_idempotency_key_returns_the_first(client: TestClient, auth: dict) -> None:
+    first = qualify(client, auth, ACCURACY_ONLY, **{"Idempotency-Key": "pipeline-7"})
+    again = qualify(client, auth, ACCURACY_ONLY, **{"Idempotency-Key": "pipeline-7"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert len(client.get("/api/v1/runs", headers=auth["read"]).json()["runs"]) == 1
+    other = qualify(client, auth, {**ACCURACY_ONLY, "model": "acme/other"}, **{"Idempotency-Key": "pipeline-7"})
+    assert other.status_code == 422
+    assert other.json()["detail"] == "Idempotency-Key was used before with a different request"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"checks": ["speed"]}, 422, "plan 'card' has no check speed; it has accuracy, alignment, serving, smoke."),
+        ({"checks": None}, 422, 'the serving check needs backend vllm, vllm-ascend, openai, not \'hf\': leave it out with "checks".'),
+        ({"plan": "nightly"}, 422, "unknown plan 'nightly'; known: card."),
+        ({"baseline": "nope"}, 404, "unknown baseline 'nope'"),
+        ({"accuracy": {"tasks": ["mmlu_fake"]}}, 422, "unknown task(s) mmlu_fake: not in baseline 'qwen3-4b-thinking-2507'"),
+        ({"checks": ["alignment"], "alignment": {"top_k": 5}}, 422, "alignment: top_k must be an integer from 20 to 1000, got 5."),
+        ({"checks": ["alignment"], "engine_args": {"trust_remote_code": True}}, 403, "trust_remote_code needs an admin token"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_one_sentence_and_create_nothing(
+    client: TestClient, auth: dict, body: dict, status: int, detail: str
+) -> None:
+    answer = qualify(client, auth, {**ACCURACY_ONLY, **body})
+    assert answer.status_code == status, answer.text
+    assert answer.json()["detail"] == detail
+    assert client.get("/api/v1/qualifications", headers=auth["read"]).json() == []
+    assert client.get("/api/v1/runs", headers=auth["read"]).json()["runs"] == []
+
+
+def test_a_check_whose_run_fails_makes_it_run_failed_not_fail(client: TestClient, auth: dict) -> None:
+    q = qualify(client, auth, ACCURACY_ONLY).json()
+    lease = client.post(
+        "/api/v1/workers/claim", json={"name": "w", "backend": "hf", "wait_s": 0}, headers=auth["worker"]
+    ).json()
+    failed = client.post(
+        f"/api/v1/workers/runs/{lease['run_id']}/fail",
+        json={"lease": lease["lease"], "reason": "CUDA out of memory", "kind": "user"},
+        headers=auth["worker"],
+    )
+    assert failed.status_code == 200, failed.text
+    now = read(client, auth, q["id"])
+    assert (now["status"], now["verdict"]) == ("finished", "run_failed")
+    assert now["reasons"] == [f"accuracy (run {lease['run_id']}) failed: it was not judged"]
+
+
+@pytest.mark.lmeval
+def test_verdicts_come_from_the_runs_and_the_markdown_carries_the_api_figures(
+    client: TestClient, auth: dict, gold_run_927, gold_run_880
+) -> None:
+    passing, failing = qualify(client, auth, ACCURACY_ONLY).json(), qualify(client, auth, ACCURACY_ONLY).json()
+    finish(client, auth, passing["checks"][0]["run"]["id"], gold_run_927)
+    finish(client, auth, failing["checks"][0]["run"]["id"], gold_run_880)
+    assert read(client, auth, passing["id"])["verdict"] == "pass"
+    failed = read(client, auth, failing["id"])
+    assert failed["verdict"] == "fail"
+    assert failed["reasons"] == [f"accuracy (run {failing['checks'][0]['run']['id']}) failed its gate"]
+
+    report = client.get(f"/api/v1/qualifications/{passing['id']}/report", headers=auth["read"]).json()
+    [verdict] = report["accuracy"]["verdicts"]
+    assert verdict["candidate"] == pytest.approx(927 / 1319)
+    for lang, heading in (("en", "## Accuracy gate"), ("zh", "## 精度门禁")):
+        md = client.get(f"/api/v1/qualifications/{passing['id']}/report.md?lang={lang}", headers=auth["read"])
+        assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+        text = md.text
+        assert heading in text
+        tables = markdown_tables(text)
+        accuracy = next(t for t in tables if "gsm8k" in t[1][0])
+        assert float(accuracy[1][2]) == round(verdict["candidate"], 4)
+        assert float(accuracy[1][3]) == round(verdict["baseline"], 4)
+        assert float(accuracy[1][4]) == round(verdict["delta_pp"], 2)
+        official = next(t for t in tables if len(t) == 5 and t[1][1] == "gsm8k")
+        assert [float(r[3]) for r in official[1:]] == [0.703, 0.723, 0.695, 0.758]
+    page = client.get(f"/qualifications/{passing['id']}", headers=auth["read"])
+    assert page.status_code == 200 and "0.7028" in page.text
+    side = client.get(f"/qualifications/compare?a={passing['id']}&b={failing['id']}", headers=auth["read"])
+    assert side.status_code == 200 and "0.7028" in side.text and "0.6672" in side.text
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Each table of a Markdown text as rows of cells (the header first); a malformed row fails the test."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            if current and set("".join(cells)) <= {"-"}:
+                continue
+            assert not current or len(cells) == len(current[0]), f"a row of {len(cells)} cells: {line}"
+            current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
