@@ -20,6 +20,7 @@ FRAMEWORKS = ("fastapi", "starlette", "sqlalchemy", "httpx")
 # Pure: verdicts and statistics, what a check reads and judges, run options, baselines files, notification rules.
 PURE = (
     "gate/errors.py",
+    "gate/thinking.py",
     "gate/verdicts/*.py",
     "gate/runs/options.py",
     "gate/baselines/files.py",

@@ -12,6 +12,7 @@ KINDS = {
     "accuracy": "gate.checks.accuracy",
     "alignment": "gate.checks.alignment",
     "serving": "gate.checks.serving",
+    "smoke": "gate.checks.smoke",
 }
 
 
