@@ -3,14 +3,21 @@ real lm-eval uploads, and the report and its Markdown carry the API's figures.""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import finish
+from gate.notifications import signatures
+from tests.conftest import add_source, finish
 
 BASELINE = "qwen3-4b-thinking-2507"
+NO_SERVING = "the serving check needs backend vllm, vllm-ascend, openai, not 'hf': leave it out with \"checks\"."
+TOP_K = "top_k must be an integer from 20 to 1000, got 5."
+REMOTE_CODE = {"trust_remote_code": True}
 ACCURACY_ONLY = {"model": "acme/port", "backend": "hf", "baseline": BASELINE, "checks": ["accuracy"]}
 
 
@@ -71,12 +78,12 @@ def test_repeating_the_idempotency_key_returns_the_first(client: TestClient, aut
     ("body", "status", "detail"),
     [
         ({"checks": ["speed"]}, 422, "plan 'card' has no check speed; it has accuracy, alignment, serving, smoke."),
-        ({"checks": None}, 422, 'the serving check needs backend vllm, vllm-ascend, openai, not \'hf\': leave it out with "checks".'),
+        ({"checks": None}, 422, NO_SERVING),
         ({"plan": "nightly"}, 422, "unknown plan 'nightly'; known: card."),
         ({"baseline": "nope"}, 404, "unknown baseline 'nope'"),
-        ({"accuracy": {"tasks": ["mmlu_fake"]}}, 422, "unknown task(s) mmlu_fake: not in baseline 'qwen3-4b-thinking-2507'"),
-        ({"checks": ["alignment"], "alignment": {"top_k": 5}}, 422, "alignment: top_k must be an integer from 20 to 1000, got 5."),
-        ({"checks": ["alignment"], "engine_args": {"trust_remote_code": True}}, 403, "trust_remote_code needs an admin token"),
+        ({"accuracy": {"tasks": ["mmlu_fake"]}}, 422, f"unknown task(s) mmlu_fake: not in baseline '{BASELINE}'"),
+        ({"checks": ["alignment"], "alignment": {"top_k": 5}}, 422, f"alignment: {TOP_K}"),
+        ({"checks": ["alignment"], "engine_args": REMOTE_CODE}, 403, "trust_remote_code needs an admin token"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_one_sentence_and_create_nothing(
@@ -141,7 +148,7 @@ def test_verdicts_come_from_the_runs_and_the_markdown_carries_the_api_figures(
 def markdown_tables(text: str) -> list[list[list[str]]]:
     """Each table of a Markdown text as rows of cells (the header first); a malformed row fails the test."""
     tables, current = [], []
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         if line.startswith("|"):
             cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
             if current and set("".join(cells)) <= {"-"}:
@@ -152,3 +159,36 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
             tables.append(current)
             current = []
     return tables
+
+
+def test_a_signed_ci_webhook_starts_one_qualification(app_client) -> None:
+    client, headers = app_client
+    standard = Webhook(signatures.standard_secret_text(add_source(client, "buildkite", "standard")))
+    body = json.dumps({**ACCURACY_ONLY, "ci": {"repository": "acme/port", "commit": "0123abc" * 5 + "01234"}})
+    now = datetime.now(timezone.utc)
+    signed = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": standard.sign("msg_1", now, body),
+        "Content-Type": "application/json",
+    }
+    url = "/api/v1/webhooks/ci/qualifications?source=buildkite"
+    first = client.post(url, content=body, headers=signed)
+    assert first.status_code == 201, first.text
+    q = first.json()
+    assert (q["origin"], q["submitted_by"], q["checks"][0]["run"]["origin"]) == (
+        "webhook",
+        "webhook:buildkite",
+        "webhook",
+    )
+    again = client.post(url, content=body, headers=signed)
+    assert (again.status_code, again.json()["id"]) == (200, q["id"])
+    # the same delivery id cannot also start a run
+    as_run = json.dumps({"model": "acme/port", "baseline": BASELINE, "backend": "hf"})
+    resigned = {**signed, "webhook-signature": standard.sign("msg_1", now, as_run)}
+    run = client.post("/api/v1/webhooks/ci?source=buildkite", content=as_run, headers=resigned)
+    assert run.status_code == 409
+    assert run.json()["detail"] == f"delivery msg_1 started qualification {q['id']}, not a run"
+    forged = {**signed, "webhook-id": "msg_2"}
+    assert client.post(url, content=body, headers=forged).status_code == 401
+    assert len(client.get("/api/v1/qualifications", headers=headers["read"]).json()) == 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from gate.auth.deps import Admin, Reader
@@ -17,6 +17,8 @@ from gate.errors import InvalidInput, TooLarge, Unauthorized, Unavailable
 from gate.notifications import inbound as webhooks
 from gate.notifications import outbox as notifications
 from gate.notifications import signatures
+from gate.qualifications import service as qualifications
+from gate.qualifications.schemas import QualificationCreate, QualificationOut
 from gate.runs.endpoints import run_request
 from gate.runs.schemas import RunCreate, RunOut
 
@@ -62,6 +64,19 @@ def _verify(kind: str, secret: bytes, request: Request, body: bytes) -> str:
     return delivery
 
 
+Payload = TypeVar("Payload", bound=BaseModel)
+
+
+def _payload(shape: type[Payload], body: bytes) -> Payload:
+    try:
+        return shape.model_validate(json.loads(body))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInput("the webhook body is not valid JSON") from None
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(detail) from None
+
+
 class WebhookRun(RunCreate):
     """The payload of a CI webhook: a run request (callback_url included) with its CI context."""
 
@@ -88,13 +103,7 @@ async def ci_webhook(
         with transaction(request.app.state.sessions, write=True) as session:
             row = webhooks.source(session, source)
             delivery = _verify(row.kind, signatures.derive_secret(key, row.name, row.nonce), request, body)
-            try:
-                payload = WebhookRun.model_validate(json.loads(body))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise InvalidInput("the webhook body is not valid JSON") from None
-            except ValidationError as exc:
-                detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise InvalidInput(detail) from None
+            payload = _payload(WebhookRun, body)
             run, created = webhooks.receive(
                 session, row, delivery, run_request(payload, settings), settings.max_attempts
             )
@@ -105,6 +114,42 @@ async def ci_webhook(
     if not created:
         response.status_code = status.HTTP_200_OK
     return run
+
+
+@router.post(
+    "/webhooks/ci/qualifications",
+    status_code=status.HTTP_201_CREATED,
+    response_model=QualificationOut,
+    responses={200: {"description": "a delivery seen before: its qualification"}},
+)
+async def ci_qualification_webhook(
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    source: Annotated[str, Query(min_length=1, max_length=100, description="the CI source's name")],
+) -> Any:
+    """Start a qualification (the body of `POST /qualifications`) from a CI event, authenticated by the source's
+    signature. Redeliveries create nothing."""
+    if settings.secret_key is None:
+        raise Unavailable("webhooks need GATE_SECRET_KEY on the server")
+    key = settings.secret_key
+    body = await _body(request, settings.webhook_max_bytes)
+
+    def handle() -> tuple[QualificationOut, bool]:
+        with transaction(request.app.state.sessions, write=True) as session:
+            row = webhooks.source(session, source)
+            delivery = _verify(row.kind, signatures.derive_secret(key, row.name, row.nonce), request, body)
+            payload = _payload(QualificationCreate, body)
+            q, created = webhooks.receive_qualification(
+                session, row, delivery, payload.plan, payload.request(), settings.max_attempts
+            )
+            return QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s)), created
+
+    async with write_turn(request.app):
+        found, created = await run_in_threadpool(handle)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return found
 
 
 @router.get("/runs/{run_id}/deliveries", tags=["runs"])

@@ -211,16 +211,7 @@ def gather(session: Session, q: Qualification, offline_after_s: float) -> dict[s
         "accuracy": None,
         "serving": None,
         "model_config": None,
-        "official_baselines": [
-            {
-                "benchmark": s.benchmark,
-                "task": s.task,
-                "metric": s.metric,
-                "score": s.score,
-                "source": q.baseline.source,
-            }
-            for s in (q.baseline.scores if q.baseline else [])
-        ],
+        "official_baselines": official(q),
         "commands": _commands(q),
     }
     for c in q.checks:

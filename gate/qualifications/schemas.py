@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from gate.qualifications import plans, verdict
+from gate.qualifications import plans
 from gate.qualifications.models import Qualification
+from gate.qualifications.verdict import CheckState, overall
 from gate.runs import options as opts
 from gate.runs.schemas import CheckCreate, RunOut
 
@@ -79,8 +80,8 @@ class QualificationOut(BaseModel):
     report_url: str  # the report page; its Markdown: url + "/report.md"
 
     @classmethod
-    def of(cls, q: Qualification, states: list[verdict.CheckState]) -> QualificationOut:
-        found = verdict.overall(states)
+    def of(cls, q: Qualification, states: list[CheckState]) -> QualificationOut:
+        found = overall(states)
         by_name = {state.name: state for state in states}
         return cls(
             id=q.id,
