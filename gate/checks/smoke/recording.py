@@ -29,7 +29,8 @@ def record(
     run = runs.get(session, run_id)
     runs.check_holder(run, lease)  # a stale worker hears 409 before anything of its report is read
     if run.kind != KIND:
-        raise InvalidInput(f"run {run_id} is a {run.kind} run, not a smoke run", field="report")
+        article = "an" if run.kind[:1] in "aeiou" else "a"
+        raise InvalidInput(f"run {run_id} is {article} {run.kind} run, not a smoke run", field="report")
     try:
         checked = report.check(uploaded, run.options)
     except report.BadReport as exc:

@@ -67,8 +67,8 @@ def _int(value: Any, name: str, low: int, high: int) -> int:
 def _float(value: Any, name: str, low: float, high: float, low_open: bool = False) -> float:
     number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if not number or not (low < value if low_open else low <= value) or value > high:
-        bound = f"above {low:g}" if low_open else f"from {low:g}"
-        raise ValueError(f"{name} must be a number {bound} to {high:g}, got {value!r}.")
+        bounds = f"above {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+        raise ValueError(f"{name} must be a number {bounds}, got {value!r}.")
     return float(value)
 
 
