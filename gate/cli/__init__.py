@@ -10,7 +10,6 @@ from typer._click import exceptions as click  # typer 0.2x vendors click: its ow
 
 from gate import checks
 from gate.cli import admin, gating, serve, webhooks, worker
-from gate.qualifications import cli as qualifying
 from gate.settings import get_settings
 
 # Plain click help at up to 120 columns: typer's rich panels cut long option names at 80 columns.
@@ -42,11 +41,14 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("submit")(gating.submit)
 app.command("import")(gating.import_results)
-app.command("qualify")(qualifying.qualify)
 
 
-def add_kind_commands() -> None:
-    """A check kind's own commands (`gate align`), added at start: a kind's cli module imports gate.cli's parts."""
+def add_commands() -> None:
+    """Commands whose modules import gate.cli's parts (so they are added at start, not at import): `gate qualify`
+    and each check kind's own (`gate align`)."""
+    from gate.qualifications import cli as qualifying
+
+    app.command("qualify")(qualifying.qualify)
     for kind in checks.KINDS:
         if checks.has_part(kind, "cli"):
             for name, command in checks.part(kind, "cli").commands.items():
@@ -55,7 +57,7 @@ def add_kind_commands() -> None:
 
 def main() -> None:
     """`gate`: every failure is one sentence on stderr and exit code 2; `--debug` shows the traceback instead."""
-    add_kind_commands()
+    add_commands()
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
