@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from gate import checks
+from gate import checks, i18n
 from gate.baselines import service as baselines
 from gate.baselines.models import Baseline, BaselineScore
 from gate.checks.accuracy import judge as gate_verdict
@@ -165,7 +166,19 @@ def history_chart(
         ChartPoint(x=x, y=y, run_id=p.run_id, value=p.value, verdict=p.verdict or "none", at=p.at)
         for p, (x, y) in zip(points, geometry.points, strict=True)
     ]
-    return geometry, plotted
+    return dataclasses.replace(geometry, axis_label=_axis_label(geometry, points)), plotted
+
+
+def _axis_label(geometry: chart.Chart, points: list[queries.HistoryPoint]) -> str:
+    """chart.dates's axis label in the page's language (chart.py is pure: it knows no catalog). Its ticks are times
+    of day (12:03) when every run is of one day, whose UTC date the label then names."""
+    times = [p.at for p in points if p.at is not None]
+    if not geometry.axis_label or not times:
+        return geometry.axis_label
+    if geometry.date_ticks and ":" in geometry.date_ticks[0].label:
+        day = times[0].astimezone(timezone.utc).date().isoformat()
+        return i18n.gettext("time of run on %(day)s (UTC)", day=day)
+    return i18n.gettext("date of run (UTC)")
 
 
 def model_page(session: Session, model: str, baseline_name: str | None) -> dict[str, Any]:

@@ -49,14 +49,14 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
 
 
 def install(env: Environment) -> None:
-    """Give a Jinja environment `_()`, `gettext`, `ngettext` and `{% trans %}` in the current language.
+    """Give a Jinja environment `_()`, `gettext`, `ngettext`, `pgettext` and `{% trans %}` in the current language.
 
     Blocks are trimmed (a msgid is one line, however the template wraps it): babel.cfg extracts with the same
     setting, so what is looked up is what was extracted."""
     env.add_extension("jinja2.ext.i18n")
     env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the i18n extension
-        _raw_gettext, _raw_ngettext, newstyle=True
+        _raw_gettext, _raw_ngettext, newstyle=True, pgettext=_raw_pgettext, npgettext=_raw_npgettext
     )
 
 
@@ -67,3 +67,12 @@ def _raw_gettext(message: str) -> str:
 
 def _raw_ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_locale.get()).ngettext(singular, plural, n)
+
+
+# pgettext: one English word, two Chinese ones ("queued" the status, 排队中; "queued" the moment, 提交)
+def _raw_pgettext(context: str, message: str) -> str:
+    return str(translations(_locale.get()).pgettext(context, message))  # babel's annotation says object
+
+
+def _raw_npgettext(context: str, singular: str, plural: str, n: int) -> str:
+    return str(translations(_locale.get()).npgettext(context, singular, plural, n))
