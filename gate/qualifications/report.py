@@ -82,25 +82,23 @@ def _serving(run: Run, section: dict[str, Any]) -> dict[str, Any]:
 
 
 def _smoke(run: Run, section: dict[str, Any]) -> dict[str, Any]:
-    report = section.get("report") or section
     return {
         "run_id": run.id,
         "outcome": section.get("outcome"),
-        "sampling": report.get("sampling"),
-        "outputs": report.get("outputs") or [],
+        "sampling": {row["name"]: row["value"] for row in section.get("sampling") or []},
+        "outputs": section.get("outputs") or [],
     }
 
 
 def _model_config(run: Run, section: dict[str, Any]) -> dict[str, Any] | None:
-    found = (section.get("report") or section).get("model_config")
-    if not found:
+    config = section.get("config")
+    if not config:
         return None
-    config = found.get("config") or {}
     return {
         "run_id": run.id,
         "config": {key: config.get(key) for key in CONFIG_KEYS},
         "architectures": config.get("architectures"),
-        "generation_config": found.get("generation_config") or {},
+        "generation_config": section.get("generation_config") or {},
     }
 
 
