@@ -56,7 +56,7 @@ test: test-main test-vllm
 test-main: $(STAMP) postgres browser lint
 	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider -m "not vllm"
 
-test-vllm: $(STAMP) $(VLLM_STAMP) postgres
+test-vllm: $(STAMP) $(VLLM_STAMP) postgres browser
 	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
 	  $(PY) -m pytest -q -p no:cacheprovider -m vllm
 
