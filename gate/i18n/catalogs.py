@@ -19,19 +19,23 @@ def po_path(locale: str) -> Path:
     return LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@functools.cache
 def translations(locale: str) -> Translations:
-    """A language's translations (gettext, ngettext, ...). English is the msgids themselves; an unknown locale
-    is refused (ValueError) rather than silently shown in English."""
+    """A language's translations (gettext, ngettext, ...) by any of its names (zh_Hans_CN, zh, zh-CN). English is
+    the msgids themselves; an unknown locale is refused (ValueError) rather than silently shown in English."""
     chosen = language(locale)
     if chosen is None:
         raise ValueError(f"no catalog for the locale {locale!r}")
-    path = po_path(chosen.locale)
+    return _load(chosen.locale)
+
+
+@functools.cache  # per locale, for the process's life: a changed .po is read at the next start
+def _load(locale: str) -> Translations:
+    path = po_path(locale)
     if not path.is_file():
         return Translations()  # English: the msgids are the text
     with path.open("rb") as po:
         # fuzzy entries are guesses pybabel update made: shown in English until someone confirms them
-        catalog = pofile.read_po(po, locale=chosen.locale, domain=DOMAIN, ignore_obsolete=True)
+        catalog = pofile.read_po(po, locale=locale, domain=DOMAIN, ignore_obsolete=True)
     compiled = io.BytesIO()
     mofile.write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)
