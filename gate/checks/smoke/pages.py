@@ -7,6 +7,7 @@ them. `section` is the dashboard's entry (gate.checks.part).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,11 @@ def sampling(report: dict[str, Any]) -> list[SamplingRow]:
     return rows
 
 
+def spelled(found: dict[str, Any] | None) -> dict[str, str] | None:
+    """A configuration file's values as the file spells them (JSON: 1e-06, 1000000.0, true), not reformatted."""
+    return None if found is None else {key: json.dumps(value, ensure_ascii=False) for key, value in found.items()}
+
+
 def run_context(report: dict[str, Any], judged: dict[str, Any]) -> dict[str, Any]:
     """The smoke section of a run page. judged: outcome and reasons as stored."""
     config: ModelConfig | None = report.get("model_config")
@@ -82,8 +88,8 @@ def run_context(report: dict[str, Any], judged: dict[str, Any]) -> dict[str, Any
         "device_kind": report["device_kind"],
         "outputs": outputs(report),
         "sampling": sampling(report),
-        "config": config["config"] if config else None,
-        "generation_config": config["generation_config"] if config else None,
+        "config": spelled(config["config"]) if config else None,
+        "generation_config": spelled(config["generation_config"]) if config else None,
         "versions": report["versions"],
     }
 
