@@ -38,9 +38,11 @@ install: $(STAMP)
 start: $(STAMP)
 	GATE_ANONYMOUS_READ=true $(VENV)/bin/gate serve --port $(PORT) --demo --local-data gsm8k=$(SHARED)/data/gsm8k
 
-# Debian's Chromium for the dashboard tests (no browser download works here; Playwright drives this one).
+# Debian's Chromium for the dashboard tests (no browser download works here; Playwright drives this one), and a
+# font with Chinese glyphs for the pages in Chinese (without one Chromium draws boxes).
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
+	  (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
