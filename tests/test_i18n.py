@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from gate import i18n
 from gate.app import create_app
 from gate.dashboard import formatting
-from gate.i18n import catalogs
+from gate.i18n import catalogs, web
 from gate.settings import Settings
 from tests.conftest import make_token
 
@@ -172,6 +172,11 @@ def test_the_switch_sets_a_cookie_that_sticks(client: TestClient) -> None:
     back = client.get("/baselines?lang=en", headers=ZH_HEADER)
     assert html_lang(back.text) == "en" and back.headers["set-cookie"].startswith("gate_lang=en;")
     assert html_lang(client.get("/", headers=ZH_HEADER).text) == "en"
+
+
+def test_the_switch_links_stay_on_this_site() -> None:
+    assert web.switch_url("http://gate/runs?lang=zh&status=failed", i18n.EN) == "/runs?status=failed&lang=en"
+    assert web.switch_url("http://gate//evil.example/x", i18n.ZH) == "/evil.example/x?lang=zh"
 
 
 def test_a_page_formats_its_dates_in_the_language(client: TestClient) -> None:

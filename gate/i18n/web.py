@@ -55,4 +55,5 @@ def switch_url(url: URL | str, target: Language) -> str:
     """The current page's path and query with ?lang= set to target's switch (the header's language links)."""
     parsed = URL(str(url))
     params = [(k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k != QUERY]
-    return f"{parsed.path}?{urlencode([*params, (QUERY, target.switch)])}"
+    path = "/" + parsed.path.lstrip("/")  # //host/x would be a link to another site
+    return f"{path}?{urlencode([*params, (QUERY, target.switch)])}"
