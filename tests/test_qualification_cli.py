@@ -29,12 +29,12 @@ def gate(*args: str, token: str, server_url: str, wait: bool = True) -> subproce
     )  # fmt: skip
 
 
-def queued_run(api: Api) -> int:
-    """The run the latest qualification queued, once it exists."""
+def queued_run(api: Api, earlier: int) -> int:
+    """The run of the qualification queued after `earlier` others, once it exists."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = api.http.get("/api/v1/qualifications", headers=api.headers["admin"]).json()
-        if found:
+        if len(found) > earlier:
             return found[0]["checks"][0]["run"]["id"]
         time.sleep(0.1)
     raise TimeoutError("no qualification was queued")
@@ -60,9 +60,15 @@ def test_qualify_waits_says_why_and_exits_with_the_verdict(tmp_path: Path, gold_
         _, err = unknown.communicate(timeout=60)
         assert unknown.returncode == 2 and "(HTTP 422): plan 'card' has no check speed" in err
 
+        # the first qualification's run would be claimed first: it is cancelled (nothing was to take it anyway)
+        first = api.http.get("/api/v1/qualifications", headers=api.headers["admin"]).json()[0]
+        cancelled = api.http.post(
+            f"/api/v1/runs/{first['checks'][0]['run']['id']}/cancel", headers=api.headers["admin"]
+        )
+        assert cancelled.status_code == 200, cancelled.text
         junit, report = tmp_path / "q.xml", tmp_path / "q.json"
         passing = gate(*ACCURACY, "--wait", "--junit", str(junit), "--json", str(report), token=token, server_url=s.url)
-        run_id = queued_run(api)
+        run_id = queued_run(api, earlier=1)
         with httpx.Client(base_url=s.url, timeout=60) as http:
             finish(http, api.headers, run_id, gold_run_927)
         out, err = passing.communicate(timeout=120)
