@@ -79,8 +79,9 @@ def mutated(generated: dict[str, Any], change) -> dict[str, Any]:
         (lambda r: r.update(backend="vllm"), "the report's backend 'vllm' is not the spec's 'hf'."),
         (lambda r: r.update(device_kind="npu"), "the report's device kind 'npu' is not the spec's."),
         (lambda r: r["sampling"].update(temperature=0.6), "sampling.temperature is 0.6; the spec asks for 0.7."),
-        (lambda r: r["sampling"].update(top_p=-1), "sampling.top_p must be a non-negative finite number, got -1."),
-        (lambda r: r["sampling"].pop("min_p"), "sampling must hold exactly max_tokens, min_p,"),
+        (lambda r: r["sampling"].update(top_p=-1), "sampling.top_p is -1: it cannot be negative."),
+        (lambda r: r["sampling"].update(frequency_penalty=None), "sampling.frequency_penalty must be a finite number"),
+        (lambda r: r["sampling"].pop("min_p"), "sampling must hold exactly frequency_penalty, max_tokens, min_p,"),
         (lambda r: r["outputs"].pop(), "outputs must be a list of 4 entries, one per prompt of the spec."),
         (
             lambda r: r["outputs"].reverse(),

@@ -139,17 +139,21 @@ def test_what_the_spec_leaves_unset_comes_from_generation_config_as_vllm_auto_do
         "top_k": 20,
         "min_p": 0.0,
         "repetition_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
         "seed": None,
     }
     own = spec.check({"model": "/m", "sampling": {"top_k": 5, "seed": 1}})["sampling"]
     assert spec.effective(own, CARD_GENERATION_CONFIG)["top_k"] == 5
     assert spec.effective(own, CARD_GENERATION_CONFIG)["seed"] == 1
-    assert spec.effective(own, {"repetition_penalty": 1.05, "min_p": 0.1})["repetition_penalty"] == 1.05
+    penalised = spec.effective(own, {"repetition_penalty": 1.05, "min_p": 0.1, "presence_penalty": 1.5})
+    assert (penalised["repetition_penalty"], penalised["min_p"], penalised["presence_penalty"]) == (1.05, 0.1, 1.5)
 
 
 def test_without_generation_config_the_neutral_values() -> None:
     checked = spec.check({"model": "/m", "sampling": {"temperature": 0}})["sampling"]
     neutral = {"top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
+    neutral |= {"presence_penalty": 0.0, "frequency_penalty": 0.0}
     assert spec.effective(checked, None) == {"temperature": 0.0, "max_tokens": 256, "seed": None, **neutral}
     # a file's nonsense or the old spelling of "no top-k" is no parameter
     assert spec.effective(checked, {"top_k": -1, "top_p": "high", "min_p": True})["top_k"] == 0

@@ -72,6 +72,8 @@ def test_a_worker_generates_the_cards_prompts_and_the_server_judges(
         "top_k": 0,
         "min_p": 0.0,
         "repetition_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
         "seed": 11,
     }
     config = report["model_config"]["config"]

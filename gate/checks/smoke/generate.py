@@ -133,13 +133,28 @@ def _stop_ids(generation_config: Any, tokenizer: Any) -> set[int]:
     return {int(i) for i in ids} | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
 
 
+def penalties(prompt_len: int, presence: float, frequency: float) -> Any:
+    """vLLM's presence and frequency penalties as a transformers logits processor: each token already generated
+    (the prompt not counted, as in vLLM) loses presence + frequency x its count from its logit."""
+    import torch
+
+    def process(input_ids: Any, scores: Any) -> Any:
+        counts = torch.zeros_like(scores)
+        counts.scatter_add_(
+            1, input_ids[:, prompt_len:], torch.ones_like(input_ids[:, prompt_len:], dtype=scores.dtype)
+        )
+        return scores - frequency * counts - presence * (counts > 0).to(scores.dtype)
+
+    return process
+
+
 def run_hf(checked: dict[str, Any], model_ref: str, sampling: dict[str, Any]) -> list[Output]:
     """transformers: apply_chat_template, then generate each prompt alone (no padding to account for)."""
     import torch
 
     if checked["device"].startswith("npu"):
         import torch_npu  # noqa: F401  (registers the npu device with torch, as the card's set-up does)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
     engine_args = checked["engine_args"]
     remote = bool(engine_args.get("trust_remote_code"))
@@ -167,8 +182,13 @@ def run_hf(checked: dict[str, Any], model_ref: str, sampling: dict[str, Any]) ->
     for number, prompt in enumerate(checked["prompts"], 1):
         templated = tokenizer.apply_chat_template(messages(prompt), tokenize=False, add_generation_prompt=True)
         ids = tokenizer(templated, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+        extra = {}
+        if sampling["presence_penalty"] or sampling["frequency_penalty"]:
+            process = penalties(ids.shape[1], sampling["presence_penalty"], sampling["frequency_penalty"])
+            extra["logits_processor"] = LogitsProcessorList([process])
         with torch.no_grad():
-            generated = model.generate(ids, attention_mask=torch.ones_like(ids), **options)[0, ids.shape[1] :].tolist()
+            generated = model.generate(ids, attention_mask=torch.ones_like(ids), **options, **extra)
+        generated = generated[0, ids.shape[1] :].tolist()
         stopped = bool(generated) and generated[-1] in stop
         text = tokenizer.decode(generated[:-1] if stopped else generated, skip_special_tokens=False)
         finish = "stop" if stopped or len(generated) < sampling["max_tokens"] else "length"
@@ -195,6 +215,8 @@ def run_vllm(checked: dict[str, Any], model_ref: str, sampling: dict[str, Any]) 
         top_k=sampling["top_k"],
         min_p=sampling["min_p"],
         repetition_penalty=sampling["repetition_penalty"],
+        presence_penalty=sampling["presence_penalty"],
+        frequency_penalty=sampling["frequency_penalty"],
         max_tokens=sampling["max_tokens"],
         seed=sampling["seed"],
         skip_special_tokens=False,  # verbatim: a <think> registered as special stays in the text
@@ -220,7 +242,8 @@ def run_vllm(checked: dict[str, Any], model_ref: str, sampling: dict[str, Any]) 
 
 def chat_request(model: str, prompt: str, sampling: dict[str, Any]) -> dict[str, Any]:
     """The /v1/chat/completions body: the prompt as one user message, every sampling parameter explicit (vLLM's
-    server takes top_k, min_p, repetition_penalty and the detokenizer's settings beside OpenAI's fields)."""
+    server takes top_k, min_p, repetition_penalty and the detokenizer's settings beside OpenAI's fields), so the
+    server's own generation_config defaults never fill a gap."""
     body: dict[str, Any] = {
         "model": model,
         "messages": messages(prompt),
@@ -230,6 +253,8 @@ def chat_request(model: str, prompt: str, sampling: dict[str, Any]) -> dict[str,
         "top_k": sampling["top_k"],
         "min_p": sampling["min_p"],
         "repetition_penalty": sampling["repetition_penalty"],
+        "presence_penalty": sampling["presence_penalty"],
+        "frequency_penalty": sampling["frequency_penalty"],
         "skip_special_tokens": False,
         "spaces_between_special_tokens": False,
     }

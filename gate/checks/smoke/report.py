@@ -56,8 +56,8 @@ class Report(TypedDict):
     backend: str  # hf, vllm, vllm-ascend or openai: the spec's
     device_kind: str  # cpu, cuda or npu (for openai, what the spec says the server runs on)
     # The parameters every prompt was generated with (spec.effective): temperature, max_tokens, top_p, top_k
-    # (0: all tokens), min_p, repetition_penalty, seed (None: unseeded). The spec's where it sets them, else the
-    # model's generation_config.json, else the neutral value.
+    # (0: all tokens), min_p, repetition_penalty, presence_penalty, frequency_penalty, seed (None: unseeded). The
+    # spec's where it sets them, else the model's generation_config.json, else the neutral value.
     sampling: dict[str, Any]
     outputs: list[Output]  # one per prompt of the spec, in its order
     model_config: ModelConfig | None  # None: the model is not a local folder (a server's name without a tokenizer)
@@ -119,10 +119,14 @@ def _sampling(value: Any, asked: dict[str, Any]) -> None:
     for key in ("temperature", "max_tokens", "top_p", "top_k", "seed"):
         if asked[key] is not None and used[key] != asked[key]:
             raise BadReport(f"sampling.{key} is {used[key]!r}; the spec asks for {asked[key]!r}.")
-    for key in ("top_p", "min_p", "repetition_penalty"):
+    for key in ("top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
         number = used[key]
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number < 0:
-            raise BadReport(f"sampling.{key} must be a non-negative finite number, got {number!r}.")
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise BadReport(f"sampling.{key} must be a finite number, got {number!r}.")
+        if key in ("top_p", "min_p") and number < 0:
+            raise BadReport(f"sampling.{key} is {number!r}: it cannot be negative.")
+        if key == "repetition_penalty" and number <= 0:
+            raise BadReport(f"sampling.repetition_penalty is {number!r}: it must be positive.")
     _count(used["top_k"], "sampling.top_k", 2**31 - 1)
 
 

@@ -54,7 +54,14 @@ MAX_SEED = 2**32 - 1
 SAMPLING_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "seed")
 # What vLLM's generation_config="auto" takes from generation_config.json when a request leaves it unset, and the
 # neutral value when the file does not say either.
-FROM_GENERATION_CONFIG = {"top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
+FROM_GENERATION_CONFIG = {
+    "top_p": 1.0,
+    "top_k": 0,
+    "min_p": 0.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}  # vLLM 0.32's list (ModelConfig.get_diff_sampling_param), less temperature and max_new_tokens: the spec's
 KEYS = {"model", "backend", "device", "dtype", "engine_args", "prompts", "sampling"}
 
 
@@ -177,7 +184,7 @@ def device_ids(device: str) -> str | None:
 
 def effective(sampling: dict[str, Any], generation_config: dict[str, Any] | None) -> dict[str, Any]:
     """The parameters every backend generates with: the spec's, then for each one it leaves unset the model's
-    generation_config.json (top_p, top_k, min_p, repetition_penalty, as vLLM's generation_config="auto" reads
+    generation_config.json (top_p, top_k, min_p and the penalties, as vLLM's generation_config="auto" reads
     them), else the neutral value. Temperature 0 is greedy decoding."""
     found = generation_config or {}
     chosen: dict[str, Any] = {"temperature": sampling["temperature"], "max_tokens": sampling["max_tokens"]}
