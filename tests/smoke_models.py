@@ -53,7 +53,7 @@ def generate(job: dict[str, Any], work: Path, python: str = sys.executable) -> s
 
 
 @functools.cache
-def real_report(model: str, max_tokens: int = 16, temperature: float = 0.7, seed: int = 7) -> dict[str, Any]:
+def real_report(model: str, max_tokens: int = 16, temperature: float = 0.7, seed: int | None = 7) -> dict[str, Any]:
     """A report the hf backend generates for the model with the card's prompts (once per session and arguments)."""
     sampling = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
     checked = spec.check({"model": model, "sampling": sampling})
