@@ -14,6 +14,8 @@ from typing import Any
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
+from gate.qualifications import words
+
 Translate = Callable[[str], str]
 MARKS = {"pass": "✅", "fail": "❌", "not_comparable": "⚠️", "run_failed": "⛔"}
 THREE_WAY_ROWS = ("cosine_mean", "top1_match_rate", "top5_overlap_mean", "ppl_rel_diff_mean", "ppl_rel_diff_max")
@@ -50,16 +52,7 @@ class Writer:
         return f"{MARKS.get(value or '', '')} {words.get(value, value)}".strip()
 
     def status(self, value: str) -> str:
-        words = {
-            "waiting": self._("waiting"),
-            "running": self._("running"),
-            "finished": self._("finished"),
-            "queued": self._("queued"),
-            "succeeded": self._("succeeded"),
-            "failed": self._("failed"),
-            "cancelled": self._("cancelled"),
-        }
-        return words.get(value, value)
+        return words.status(value, self._)
 
     def table(self, head: list[str], rows: list[list[str]]) -> None:
         self.lines += ["", row(head), "|" + "---|" * len(head), *(row(r) for r in rows), ""]
@@ -98,8 +91,8 @@ def _overview(w: Writer, report: dict[str, Any]) -> None:
     )
     if q["model_fingerprint"]:
         w.lines += ["", f"{_('Model fingerprint')}: `{q['model_fingerprint']}`"]
-    if q["reasons"]:
-        w.lines += ["", *(f"- {reason}" for reason in q["reasons"])]
+    if q["causes"]:
+        w.lines += ["", *(f"- {words.cause(c, report['checks'], _)}" for c in q["causes"])]
     w.table(
         [_("Check"), _("Run"), _("Status"), _("Gated"), _("Verdict")],
         [
@@ -108,11 +101,18 @@ def _overview(w: Writer, report: dict[str, Any]) -> None:
                 w.run(c["run_id"]),
                 w.status(c["status"]),
                 _("yes") if c["gated"] else _("no"),
-                w.verdict(c["verdict"]) if c["status"] == "succeeded" else (c["waiting"] or c["failure_reason"] or "—"),
+                w.verdict(c["verdict"]) if c["status"] == "succeeded" else waits(w, c),
             ]
             for c in report["checks"]
         ],
     )
+
+
+def waits(w: Writer, check: dict[str, Any]) -> str:
+    """What a check that has not succeeded says instead of a verdict."""
+    if check["waiting"]:
+        return words.waiting(check, w._)
+    return check["failure_reason"] or "—"
 
 
 def _environment(w: Writer, env: dict[str, Any]) -> None:

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from gate import checks
+from gate import checks, i18n
 from gate.auth.deps import Reader
 from gate.db import MAX_ID
 from gate.deps import SessionDep, SettingsDep
 from gate.errors import InvalidInput
-from gate.qualifications import compare, report
+from gate.qualifications import compare, report, words
 from gate.qualifications import service as qualifications
 from gate.qualifications.endpoints import QualificationId
 from gate.qualifications.models import Qualification
@@ -72,10 +72,13 @@ def qualification_page(
     qualification_id: QualificationId, request: Request, session: SessionDep, settings: SettingsDep, _: Reader
 ) -> HTMLResponse:
     q = qualifications.get(session, qualification_id)
+    found = report.gather(session, q, settings.worker_offline_after_s)
     return render(
         request,
         "qualifications/report.html",
         q=q,
-        report=report.gather(session, q, settings.worker_offline_after_s),
+        report=found,
         sections=sections(session, q),
+        cause=lambda c: words.cause(c, found["checks"], i18n.gettext),
+        waiting=lambda c: words.waiting(c, i18n.gettext),
     )

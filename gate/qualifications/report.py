@@ -187,6 +187,7 @@ def gather(session: Session, q: Qualification, offline_after_s: float) -> dict[s
             "status": found.status,
             "verdict": found.verdict,
             "reasons": found.reasons,
+            "causes": [dataclasses.asdict(cause) for cause in found.causes],
             "created_at": q.created_at.isoformat(),
             "model_fingerprint": next((c.run.model_fingerprint for c in q.checks if c.run.model_fingerprint), None),
         },
@@ -198,6 +199,8 @@ def gather(session: Session, q: Qualification, offline_after_s: float) -> dict[s
                 "gated": c.gated,
                 "status": c.run.status,
                 "verdict": c.run.verdict,
+                "backend": c.run.backend,
+                "labels": c.run.labels,
                 "failure_reason": c.run.failure_reason,
                 "waiting": state.waiting,
             }

@@ -161,8 +161,7 @@ def waiting_for(run: Run, present: list[Worker]) -> str | None:
     """Why a queued run has no taker, or None when a present worker could claim it."""
     if any(w.backend == run.backend and set(run.labels) <= set(w.labels) for w in present):
         return None
-    labels = f" and labels {', '.join(run.labels)}" if run.labels else ""
-    return f"no worker with backend {run.backend}{labels} is connected"
+    return verdict.no_worker(run.backend, run.labels)
 
 
 def states(session: Session, q: Qualification, offline_after_s: float) -> list[verdict.CheckState]:
