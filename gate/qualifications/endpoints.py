@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from gate import edge, i18n
+from gate.i18n import web as i18n_web
 from gate.auth.deps import Reader, Submitter
 from gate.db import MAX_ID
 from gate.deps import SessionDep, SettingsDep
@@ -87,7 +88,7 @@ def get_markdown(
 ) -> Response:
     """The report as Markdown to paste into a model card, in English or Simplified Chinese."""
     q = qualifications.get(session, qualification_id)
-    locale = i18n.negotiate(request.headers.get("accept-language"), None, lang)
+    locale = i18n.negotiate(request.headers.get("accept-language"), request.cookies.get(i18n_web.COOKIE), lang)
     text = markdown.render(
         report.gather(session, q, settings.worker_offline_after_s),
         i18n.translations(locale).gettext,
