@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from gate import edge, i18n
-from gate.i18n import web as i18n_web
 from gate.auth.deps import Reader, Submitter
 from gate.db import MAX_ID
 from gate.deps import SessionDep, SettingsDep
+from gate.i18n import web as i18n_web
 from gate.qualifications import markdown, report
 from gate.qualifications import service as qualifications
 from gate.qualifications.schemas import QualificationCreate, QualificationOut
