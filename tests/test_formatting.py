@@ -102,3 +102,13 @@ def test_templates_escape_what_the_filters_print() -> None:
         v="<b>", at=NOON, none_=None
     )
     assert page == '&lt;b&gt; <time datetime="2026-11-25T12:03:07+00:00">2026-11-25 12:03 UTC</time> —'
+
+
+def test_small_and_large_floats_keep_their_value() -> None:
+    """Babel's significant-digit patterns misround small values; numbers print as "%g" did."""
+    assert [formatting.number(v) for v in (1e-6, 2.5e-8, 0.7028, 1234567.891)] == [
+        "1e-06",
+        "2.5e-08",
+        "0.7028",
+        "1.23457e+06",
+    ]

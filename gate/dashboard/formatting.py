@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel.dates import format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, get_decimal_symbol
 from jinja2 import Environment
 from markupsafe import Markup
 
@@ -21,7 +21,6 @@ from gate.i18n import web as i18n_web
 from gate.thinking import split_thinking  # the one rule, shared with the worker
 
 ABSENT = "—"
-SIGNIFICANT = "@#####"  # up to 6 significant digits, as Python's "%g" printed them (without its exponents)
 
 
 def value(v: Any) -> str:
@@ -55,7 +54,11 @@ def number(v: float | int | None, decimals: int | None = None) -> str:
         return _decimal(v, _fixed(decimals))
     if isinstance(v, float) and v.is_integer():
         return _decimal(int(v), "0")
-    return _decimal(v, SIGNIFICANT if isinstance(v, float) else "0")
+    if isinstance(v, float):
+        # "%g" then the language's decimal sign: Babel's significant-digit patterns misround small values
+        # (format_decimal(1e-06, "@#####") gave 0.0000001)
+        return f"{v:g}".replace(".", get_decimal_symbol(i18n.current().locale))
+    return _decimal(v, "0")
 
 
 def signed(v: float | None, decimals: int = 2) -> str:
