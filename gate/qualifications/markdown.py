@@ -39,17 +39,19 @@ class Writer:
         return "—" if share is None else f"{self.num(share * 100, digits)}%"
 
     def run(self, run_id: int | None) -> str:
-        return "—" if run_id is None else f"[{self._('run')} #{run_id}]({self.base_url}/runs/{run_id})"
+        _ = self._
+        return "—" if run_id is None else "[" + _("run #%(id)s") % {"id": run_id} + f"]({self.base_url}/runs/{run_id})"
 
     def verdict(self, value: str | None) -> str:
-        words = {
-            "pass": self._("pass"),
-            "fail": self._("fail"),
-            "not_comparable": self._("not comparable"),
-            "run_failed": self._("run failed"),
-            None: self._("measured, not gated"),
+        _ = self._
+        named = {
+            "pass": _("pass"),
+            "fail": _("fail"),
+            "not_comparable": _("not comparable"),
+            "run_failed": _("run failed"),
+            None: _("measured, not gated"),
         }
-        return f"{MARKS.get(value or '', '')} {words.get(value, value)}".strip()
+        return f"{MARKS.get(value or '', '')} {named.get(value, value)}".strip()
 
     def status(self, value: str) -> str:
         return words.status(value, self._)
@@ -61,7 +63,8 @@ class Writer:
         self.lines += ["", "#" * level + " " + text, ""]
 
     def source(self, run_id: int | None) -> None:
-        self.lines.append(f"{self._('Measured by')} {self.run(run_id)}.")
+        _ = self._
+        self.lines.append(_("Measured by %(run)s.") % {"run": self.run(run_id)})
 
 
 def cell(value: Any) -> str:
@@ -82,15 +85,19 @@ def fenced(text: str, language: str = "") -> list[str]:
 
 def _overview(w: Writer, report: dict[str, Any]) -> None:
     _, q = w._, report["qualification"]
-    w.lines.append(f"# {_('Qualification')} #{q['id']}: `{q['model']}`")
+    w.lines.append("# " + _("Qualification #%(id)s: %(model)s") % {"id": q["id"], "model": f"`{q['model']}`"})
     created = format_datetime(datetime.fromisoformat(q["created_at"]), "medium", locale=w.locale)
-    w.lines += ["", f"**{_('Verdict')}: {w.verdict(q['verdict']) if q['verdict'] else w.status(q['status'])}**", ""]
-    w.lines.append(
-        f"{_('Backend')}: `{q['backend']}` · {_('Plan')}: `{q['plan']}` · {_('Baseline')}: `{q['baseline'] or '—'}`"
-        f" · {_('Created')}: {created}"
-    )
+    said = w.verdict(q["verdict"]) if q["verdict"] else w.status(q["status"])
+    w.lines += ["", "**" + _("Verdict: %(verdict)s") % {"verdict": said} + "**", ""]
+    facts = [
+        (_("Backend"), f"`{q['backend']}`"),
+        (_("Plan"), f"`{q['plan']}`"),
+        (_("Baseline"), f"`{q['baseline'] or '—'}`"),
+        (_("Created"), created),
+    ]
+    w.lines.append(" · ".join(f"{label}: {value}" for label, value in facts))
     if q["model_fingerprint"]:
-        w.lines += ["", f"{_('Model fingerprint')}: `{q['model_fingerprint']}`"]
+        w.lines += ["", _("Model fingerprint") + f": `{q['model_fingerprint']}`"]
     if q["causes"]:
         w.lines += ["", *(f"- {words.cause(c, report['checks'], _)}" for c in q["causes"])]
     w.table(
@@ -127,7 +134,10 @@ def _environment(w: Writer, env: dict[str, Any]) -> None:
         [_("Device"), device],
         [_("Device memory"), env["device_memory"] or "—"],
         [_("Driver"), " / ".join(x for x in (env["driver"], env["cann"] and f"CANN {env['cann']}") if x) or "—"],
-        [_("CPU"), f"{env['cpu'] or '—'}" + (f" ({env['cpu_cores']} {_('cores')})" if env["cpu_cores"] else "")],
+        [
+            _("CPU"),
+            (env["cpu"] or "—") + (" " + _("(%(n)s cores)") % {"n": env["cpu_cores"]} if env["cpu_cores"] else ""),
+        ],
         [_("Memory"), f"{w.num(env['memory_gib'], 1)} GiB" if env["memory_gib"] is not None else "—"],
         [_("Frameworks"), frameworks or "—"],
         [_("Precision"), env["precision"]],
@@ -143,10 +153,10 @@ def _samples(w: Writer, samples: dict[str, Any]) -> None:
     sampling = samples.get("sampling") or {}
     w.lines.append(", ".join(f"{k}={v}" for k, v in sampling.items() if v is not None))
     for output in samples["outputs"]:
-        w.lines += ["", f"**{_('User')}:** {output['prompt']}", "", f"**{_('Model')}:**", ""]
+        w.lines += ["", "**" + _("User") + f":** {output['prompt']}", "", "**" + _("Model") + ":**", ""]
         w.lines += fenced(output.get("answer") or "")
         if output.get("reasoning"):
-            w.lines += ["", f"<details><summary>{_('Reasoning')}</summary>", "", *fenced(output["reasoning"])]
+            w.lines += ["", "<details><summary>" + _("Reasoning") + "</summary>", "", *fenced(output["reasoning"])]
             w.lines += ["", "</details>"]
     w.lines.append("")
     w.source(samples["run_id"])
@@ -243,7 +253,9 @@ def _serving(w: Writer, s: dict[str, Any]) -> None:
     _ = w._
     w.heading(_("Serving throughput"))
     w.lines.append(
-        f"{w.verdict(s['outcome'])} · vLLM {s.get('vllm_version') or '?'} · {_('profile')} `{s['spec']['profile']}`"
+        f"{w.verdict(s['outcome'])} · vLLM {s.get('vllm_version') or '?'} · "
+        + _("profile")
+        + f" `{s['spec']['profile']}`"
     )
     w.lines += [f"- {reason}" for reason in s.get("reasons") or []]
     w.table(
@@ -286,7 +298,7 @@ def _memory(w: Writer, m: dict[str, Any]) -> None:
         [
             [_("Model weights"), gib(m["model_memory_gib"])],
             [_("KV cache available"), gib(m["kv_cache_gib"])
-             + (f" ({w.num(m['kv_cache_tokens'], 0)} tokens)" if m["kv_cache_tokens"] else "")],
+             + (" " + _("(%(n)s tokens)") % {"n": w.num(m["kv_cache_tokens"], 0)} if m["kv_cache_tokens"] else "")],
             [_("Model load time"), secs(m["model_load_s"])],
             [_("Engine initialisation"), secs(m["engine_init_s"])],
             [_("Device memory"), m["device_memory"] or "—"],

@@ -90,15 +90,17 @@ def _smoke(run: Run, section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _model_config(run: Run, section: dict[str, Any]) -> dict[str, Any] | None:
-    config = section.get("config")
-    if not config:
+def _model_config(session: Session, run: Run) -> dict[str, Any] | None:
+    """The model's configuration as the smoke run read it from the files (values as stored, not as shown)."""
+    found = checks.part(run.kind, "recording").stored(session, run.id).report.get("model_config")
+    if not found:
         return None
+    config = found["config"]
     return {
         "run_id": run.id,
         "config": {key: config.get(key) for key in CONFIG_KEYS},
         "architectures": config.get("architectures"),
-        "generation_config": section.get("generation_config") or {},
+        "generation_config": found.get("generation_config") or {},
     }
 
 
@@ -227,6 +229,6 @@ def gather(session: Session, q: Qualification, offline_after_s: float) -> dict[s
             report["serving"] = _serving(run, section)
         elif run.kind == "smoke":
             report["samples"] = _smoke(run, section)
-            report["model_config"] = _model_config(run, section)
+            report["model_config"] = _model_config(session, run)
     report["memory"] = _memory(report["serving"], report["environment"])
     return report
