@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gate.checks.serving import spec
+from gate.worker import engines
 
 
 def test_a_bare_spec_is_the_card_profile_served_by_vllm_on_cpu() -> None:
@@ -98,7 +99,7 @@ def test_a_bad_spec_is_refused_in_one_sentence(raw: Any, message: str) -> None:
 
 
 def test_engine_args_become_vllm_serve_flags() -> None:
-    flags = spec.engine_flags(
+    flags = engines.engine_flags(
         {"max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False, "gpu_memory_utilization": 0.9,
          "compilation_config": {"mode": 0}}
     )  # fmt: skip

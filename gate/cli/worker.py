@@ -84,6 +84,13 @@ def worker(
         ),
     ] = 20.0,
     max_runs: Annotated[int | None, typer.Option(metavar="MAX_RUNS", help="exit after this many runs")] = None,
+    warm_engine: Annotated[
+        bool,
+        typer.Option(help="backends vllm, vllm-ascend: keep one vLLM server per model and engine arguments warm"),
+    ] = False,
+    warm_idle_s: Annotated[
+        float, typer.Option(min=0, metavar="WARM_IDLE_S", help="stop the warm engine after this long without a run")
+    ] = 600.0,
 ) -> None:
     """Claim runs from a gate server and execute them with lm-eval."""
     from gate.checks.accuracy import datasets
@@ -112,6 +119,8 @@ def worker(
         openai_base_url=openai_base_url,
         openai_model=openai_model,
         openai_tokenizer=openai_tokenizer,
+        warm_engine=warm_engine,
+        warm_idle_s=warm_idle_s,
     )
     timing = agent.Timing(
         heartbeat_s=heartbeat_s,

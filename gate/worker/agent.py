@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Protocol, cast
 
 from gate import checks
-from gate.worker import environment
+from gate.worker import environment, warm
 from gate.worker.client import GateClient, LeaseLost, ServerRefused
 from gate.worker.config import ClaimedRun, WorkerConfig
 from gate.worker.process import Evaluation, Invocation
@@ -67,6 +67,12 @@ class KindWorker(Protocol):
     def execute(self, agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str: ...
 
 
+class EnginePart(Protocol):
+    """A kind's optional `engine` part: the warm engine a claimed run can use (None: it runs without one)."""
+
+    def wanted(self, claimed: ClaimedRun, config: WorkerConfig) -> warm.Wanted | None: ...
+
+
 class Drained(Exception):
     """A drain signal arrived while the agent waited for work: nothing is held, so it stops waiting at once."""
 
@@ -81,6 +87,8 @@ class Agent:
         self.base_info = environment.capture()
         self.info = self.base_info  # what a run's upload reports: the environment and the commands it ran
         self._idle = False  # in the claim long-poll, holding no run
+        vllm = config.backend in ("vllm", "vllm-ascend")
+        self.warm = warm.WarmEngines(config, config.warm_idle_s) if config.warm_engine and vllm else None
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT drain: claim nothing new, hand back the current run. An idle claim is cut short
@@ -97,20 +105,24 @@ class Agent:
     def serve(self, max_runs: int | None = None) -> int:
         """Claim and execute runs until drained (or max_runs done). Returns the number of runs executed."""
         executed = 0
-        while not self.draining.is_set() and (max_runs is None or executed < max_runs):
-            try:
-                claimed = self._claim()
-            except Drained:
-                break
-            except ConnectionError as exc:
-                log.warning("claim failed: %s", exc)
-                self.draining.wait(5)
-                continue
-            if claimed is not None and self.draining.is_set():
-                self._hand_back(claimed["run_id"], claimed["lease"])  # claimed while the drain began
-            elif claimed is not None:
-                self.execute(claimed)
-                executed += 1
+        try:
+            while not self.draining.is_set() and (max_runs is None or executed < max_runs):
+                try:
+                    claimed = self._claim()
+                except Drained:
+                    break
+                except ConnectionError as exc:
+                    log.warning("claim failed: %s", exc)
+                    self.draining.wait(5)
+                    continue
+                if claimed is not None and self.draining.is_set():
+                    self._hand_back(claimed["run_id"], claimed["lease"])  # claimed while the drain began
+                elif claimed is not None:
+                    self.execute(claimed)
+                    executed += 1
+        finally:
+            if self.warm is not None:
+                self.warm.stop()
         log.info("worker %s drained after %d run(s)", self.name, executed)
         return executed
 
@@ -162,7 +174,48 @@ class Agent:
             reason = f"this worker cannot run checks of kind {kind!r} (it knows {', '.join(sorted(checks.KINDS))})"
             return self.report_failure(claimed["run_id"], claimed["lease"], reason, "user", "")
         part = cast(KindWorker, checks.part(kind, "worker"))
-        return part.execute(self, claimed, timing, renewal)
+        if self.warm is None:
+            return part.execute(self, claimed, timing, renewal)
+        try:
+            return self._on_warm_engine(part, claimed, timing, renewal)
+        finally:
+            self.warm.release()
+
+    def _on_warm_engine(self, part: KindWorker, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str:
+        """Run the check against the warm engine its kind asks for (a kind's `engine.wanted`), started or replaced
+        first; a kind or a run that wants none runs as without one."""
+        assert self.warm is not None
+        run_id, lease, kind = claimed["run_id"], claimed["lease"], claimed["kind"]
+        wanted = None
+        if checks.has_part(kind, "engine"):
+            try:
+                wanted = cast(EnginePart, checks.part(kind, "engine")).wanted(claimed, self.config)
+            except Exception as exc:
+                log.info("run %s: no warm engine: %s", run_id, exc)
+        if wanted is None:
+            self.info["warm_engine"] = {"used": False}
+            return part.execute(self, claimed, timing, renewal)
+
+        def interrupted() -> str | None:
+            return "drained" if self.draining.is_set() else lost(renewal, timing)
+
+        try:
+            engine = self.warm.ensure(wanted, run_id, interrupted)
+        except warm.Interrupted as stop:
+            if str(stop) == "drained":
+                self._hand_back(run_id, lease)
+            return str(stop)
+        except warm.EngineFailed as exc:
+            reason = f"{exc}: {last_error(exc.tail)}"
+            return self.report_failure(run_id, lease, reason, "infrastructure", exc.tail, wanted.fingerprint)
+        self.record(engine.invocation)
+        self.info["warm_engine"] = engine.record()
+        cold = self.config
+        self.config = replace(cold, warm_base_url=engine.base_url)
+        try:
+            return part.execute(self, claimed, timing, renewal)
+        finally:
+            self.config = cold
 
     def record(self, invocation: Invocation) -> None:
         """Keep a command the run starts, for its report's "commands to reproduce" (secrets left out)."""

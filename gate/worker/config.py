@@ -35,4 +35,7 @@ class WorkerConfig:
     openai_model: str | None = None
     openai_tokenizer: str | None = None
     python: str = sys.executable
+    warm_engine: bool = False  # backends vllm and vllm-ascend: keep one server alive across runs (gate.worker.warm)
+    warm_idle_s: float = 600.0  # stop the warm engine after this long without a run
+    warm_base_url: str | None = None  # set per run: the warm server (http://127.0.0.1:PORT) the run's checks use
     extra_env: dict[str, str] = field(default_factory=dict)

@@ -13,7 +13,7 @@ from typing import Any
 
 from gate.runs.options import CODE_EXECUTING_TASKS, ModelArgs, RunOptions, check_model_ref, check_task
 from gate.worker.config import ClaimedRun, WorkerConfig
-from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV
+from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV, SERVED_MODEL
 from gate.worker.process import Invocation
 
 
@@ -34,9 +34,43 @@ def _join(args: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
-def model_args(backend: str, model_path: str, args: ModelArgs, config: WorkerConfig) -> tuple[str, str]:
-    """(lm-eval --model, --model_args) for a backend."""
+def engine_args(backend: str, args: ModelArgs, config: WorkerConfig) -> dict[str, Any]:
+    """The vLLM engine's arguments of a run (None: vLLM's default), in lm-eval's model and a warm server alike."""
+    ascend = backend == "vllm-ascend"
+    return {
+        "revision": args.revision,
+        "tensor_parallel_size": args.tensor_parallel_size or max(len(config.devices), 1),
+        "dtype": args.dtype or ("bfloat16" if ascend else "auto"),
+        "gpu_memory_utilization": args.gpu_memory_utilization or 0.9,
+        "max_model_len": args.max_model_len,
+        "enforce_eager": args.enforce_eager if args.enforce_eager is not None else (True if ascend else None),
+        "trust_remote_code": args.trust_remote_code,
+    }
+
+
+def model_args(
+    backend: str, model_path: str, args: ModelArgs, config: WorkerConfig, chat: bool = False
+) -> tuple[str, str]:
+    """(lm-eval --model, --model_args) for a backend; a vLLM backend on the worker's warm engine asks its server
+    (`local-chat-completions` when the run applies a chat template), with the model's folder as tokenizer."""
     thinking = {"enable_thinking": args.enable_thinking, "think_end_token": args.think_end_token}
+    if backend in ("vllm", "vllm-ascend") and config.warm_base_url is not None:
+        endpoint = "/v1/chat/completions" if chat else "/v1/completions"
+        return "local-chat-completions" if chat else "local-completions", _join(
+            {
+                "model": SERVED_MODEL,
+                "base_url": config.warm_base_url.rstrip("/") + endpoint,
+                "tokenizer": args.tokenizer or model_path,
+                "tokenizer_backend": "huggingface",
+                "tokenized_requests": False,
+                "num_concurrent": args.num_concurrent or 8,
+                "max_retries": 3,
+                "max_length": args.max_model_len,
+                "revision": args.revision,
+                "trust_remote_code": args.trust_remote_code,
+                "think_end_token": args.think_end_token,
+            }
+        )
     if backend == "hf":
         return "hf", _join(
             {
@@ -48,20 +82,7 @@ def model_args(backend: str, model_path: str, args: ModelArgs, config: WorkerCon
             }
         )
     if backend in ("vllm", "vllm-ascend"):
-        ascend = backend == "vllm-ascend"
-        return "vllm", _join(
-            {
-                "pretrained": model_path,
-                "revision": args.revision,
-                "tensor_parallel_size": args.tensor_parallel_size or max(len(config.devices), 1),
-                "dtype": args.dtype or ("bfloat16" if ascend else "auto"),
-                "gpu_memory_utilization": args.gpu_memory_utilization or 0.9,
-                "max_model_len": args.max_model_len,
-                "enforce_eager": args.enforce_eager if args.enforce_eager is not None else (True if ascend else None),
-                "trust_remote_code": args.trust_remote_code,
-                **thinking,
-            }
-        )
+        return "vllm", _join({"pretrained": model_path, **engine_args(backend, args, config), **thinking})
     if backend == "openai":
         base_url = config.openai_base_url
         if base_url is None:
@@ -101,7 +122,7 @@ def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Pa
         raise RefusedRun(f"{', '.join(code_tasks)} execute model-written code: only sandboxed workers run them")
 
     output_dir = config.work_dir / f"run-{run['run_id']}" / f"attempt-{run.get('attempt', 1)}"
-    model, args = model_args(config.backend, model_path, options.model_args, config)
+    model, args = model_args(config.backend, model_path, options.model_args, config, bool(options.apply_chat_template))
     argv = [
         config.python,
         "-m",

@@ -8,38 +8,25 @@ from pathlib import Path
 from typing import Any
 
 from gate.checks.serving import spec
+from gate.worker import engines
 from gate.worker.config import WorkerConfig
-from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV
+from gate.worker.engines import OFFLINE_ENV
 from gate.worker.process import Invocation
 
-SERVED_MODEL = "gate-served"  # the name the benchmark asks for: the same in every run, whatever the model's path
-HOST = "127.0.0.1"  # the server is the worker's own; nothing else should reach it
-CPU_KV_CACHE_GIB = "1"  # vLLM's CPU build sizes its KV cache from this, and refuses to start on a small host without it
+SERVED_MODEL = engines.SERVED_MODEL  # the name the benchmark asks for: the same in every run, whatever the model's path
+HOST = engines.HOST
 READY_LIMIT_S = 900.0  # a large model's download is done before; loading and warming it up are not
 
 
 def device_env(checked: dict[str, Any], config: WorkerConfig) -> dict[str, str]:
     """The device selection and platform settings: the spec's ids, else the worker's own devices."""
     ids = spec.device_ids(checked["device"]) or ",".join(str(d) for d in config.devices)
-    kind = spec.device_kind(checked["device"])
-    if kind == "npu":  # as the model card serves: export VLLM_ASCEND_RT_DEVICES=0, the task queue, segments
-        return {**ASCEND_ENV, **({"ASCEND_RT_VISIBLE_DEVICES": ids, "VLLM_ASCEND_RT_DEVICES": ids} if ids else {})}
-    if kind == "cuda":
-        return {"CUDA_VISIBLE_DEVICES": ids} if ids else {}
-    return {"VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GIB}
+    return engines.device_env(spec.device_kind(checked["device"]), ids)
 
 
 def server(checked: dict[str, Any], model_path: str, config: WorkerConfig, port: int, folder: Path) -> Invocation:
-    """vLLM's OpenAI server (the card's `python3 -m vllm.entrypoints.openai.api_server`, which also runs under the
-    CPU build's distribution name) on a loopback port."""
-    argv = [
-        config.python, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", model_path, "--served-model-name", SERVED_MODEL, "--host", HOST, "--port", str(port),
-        *spec.engine_flags(checked["engine_args"]),
-    ]  # fmt: skip
-    # the worker's own settings (extra_env) win: an operator may size the CPU KV cache differently
-    env = {**OFFLINE_ENV, **device_env(checked, config), **config.extra_env}
-    return Invocation(argv, env, folder)
+    """vLLM's OpenAI server with the spec's engine arguments on a loopback port (a warm engine's command too)."""
+    return engines.server(model_path, checked["engine_args"], device_env(checked, config), config, port, folder)
 
 
 def ready(base_url: str, pid: int, folder: Path) -> Invocation:

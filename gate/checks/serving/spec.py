@@ -138,19 +138,6 @@ def device_ids(device: str) -> str | None:
     return device.split(":", 1)[1] if ":" in device else None
 
 
-def engine_flags(engine_args: dict[str, Any]) -> list[str]:
-    """The engine arguments as `vllm serve` flags: max_model_len=512 -> --max-model-len 512; booleans as
-    --flag / --no-flag (vLLM's BooleanOptionalAction); objects as JSON."""
-    flags: list[str] = []
-    for name, value in engine_args.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + flag[2:])
-        else:
-            flags += [flag, json.dumps(value) if isinstance(value, (dict, list)) else str(value)]
-    return flags
-
-
 def warmups(concurrency: int) -> int:
     """Warm-up requests before a level is measured: one full batch, so no measured request pays a first call."""
     return concurrency

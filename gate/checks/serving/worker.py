@@ -165,6 +165,14 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
             levels = measure(session, checked, root, checked["model"], tokenizer, None)
             found = {"vllm_version": served_version(root), "server": serverlog.read(""), "levels": levels}
             tail = ""
+        elif config.warm_base_url:  # the worker's warm engine serves this model with the spec's engine arguments
+            levels = measure(session, checked, config.warm_base_url, launch.SERVED_MODEL, model_path, None)
+            found = {
+                "vllm_version": served_version(config.warm_base_url),
+                "server": serverlog.read(""),
+                "levels": levels,
+            }
+            tail = ""
         else:
             found, tail = serve_and_measure(session, checked, model_path)
     except Stopped as stop:

@@ -346,7 +346,7 @@ def generate(job: Any) -> Report:
     config_dir = job.get("config_dir")
     found = model_config(config_dir)
     sampling = smoke.effective(checked["sampling"], found["generation_config"] if found else None)
-    if backend == "openai":
+    if backend == "openai" or job.get("openai"):  # a vLLM backend's model on the worker's warm engine too
         server = job.get("openai")
         if not isinstance(server, dict):
             raise ValueError("the openai backend needs the worker's server (gate worker --openai-base-url).")

@@ -19,7 +19,7 @@ from gate.worker import fingerprint, modelref
 from gate.worker.agent import classify, last_error, lost
 from gate.worker.client import LeaseLost, ServerRefused
 from gate.worker.config import ClaimedRun, WorkerConfig
-from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV
+from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV, SERVED_MODEL
 from gate.worker.process import Evaluation, Invocation
 
 if TYPE_CHECKING:
@@ -38,8 +38,8 @@ def environment(checked: dict[str, Any], config: WorkerConfig) -> dict[str, str]
     env = dict(OFFLINE_ENV)
     kind = spec.device_kind(checked["device"])
     ids = spec.device_ids(checked["device"]) or ",".join(str(d) for d in config.devices)
-    if checked["backend"] == "openai":
-        pass  # the server's devices are its operator's
+    if checked["backend"] == "openai" or config.warm_base_url:
+        pass  # the server's devices are its operator's, or the warm engine's own
     elif kind == "npu":  # as the model card runs: export VLLM_ASCEND_RT_DEVICES=0, the task queue, segments
         env.update(ASCEND_ENV)
         if ids:
@@ -66,7 +66,9 @@ def job(checked: dict[str, Any], config: WorkerConfig) -> tuple[dict[str, Any], 
         return {"spec": checked, "model": None, "config_dir": str(folder) if folder else None, "openai": server}, None
     model_path = modelref.resolve(checked["model"], config.work_dir / "models")
     folder = modelref.local_folder(model_path)
-    return {"spec": checked, "model": model_path, "config_dir": str(folder), "openai": None}, folder
+    # on the worker's warm engine (gate worker --warm-engine), the server that holds this model answers
+    warm = {"base_url": f"{config.warm_base_url}/v1", "model": SERVED_MODEL} if config.warm_base_url else None
+    return {"spec": checked, "model": model_path, "config_dir": str(folder), "openai": warm}, folder
 
 
 def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str:
