@@ -192,3 +192,26 @@ def test_a_signed_ci_webhook_starts_one_qualification(app_client) -> None:
     forged = {**signed, "webhook-id": "msg_2"}
     assert client.post(url, content=body, headers=forged).status_code == 401
     assert len(client.get("/api/v1/qualifications", headers=headers["read"]).json()) == 1
+
+
+def test_cancelling_stops_the_runs_still_going_and_the_verdict_is_run_failed(client: TestClient, auth: dict) -> None:
+    body = {**ACCURACY_ONLY, "backend": "vllm", "checks": ["accuracy", "smoke"]}
+    q = qualify(client, auth, body).json()
+    lease = client.post(
+        "/api/v1/workers/claim", json={"name": "w", "backend": "vllm", "wait_s": 0}, headers=auth["worker"]
+    ).json()
+    assert lease["run_id"] == q["checks"][0]["run"]["id"]
+    reader = client.post(f"/api/v1/qualifications/{q['id']}/cancel", headers=auth["read"])
+    assert reader.status_code == 403
+    cancelled = client.post(f"/api/v1/qualifications/{q['id']}/cancel", headers=auth["submit"])
+    assert cancelled.status_code == 200, cancelled.text
+    after = cancelled.json()
+    assert [c["run"]["status"] for c in after["checks"]] == ["cancelled", "cancelled"]
+    assert (after["status"], after["verdict"]) == ("finished", "run_failed")
+    again = client.post(f"/api/v1/qualifications/{q['id']}/cancel", headers=auth["admin"])
+    assert again.status_code == 200 and again.json()["verdict"] == "run_failed"
+    # the worker's next write hears that its run was cancelled
+    beat = client.post(
+        f"/api/v1/workers/runs/{lease['run_id']}/heartbeat", json={"lease": lease["lease"]}, headers=auth["worker"]
+    )
+    assert beat.status_code == 409

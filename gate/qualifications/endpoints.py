@@ -10,6 +10,7 @@ from gate import edge, i18n
 from gate.auth.deps import Reader, Submitter
 from gate.db import MAX_ID
 from gate.deps import SessionDep, SettingsDep
+from gate.errors import Forbidden
 from gate.i18n import web as i18n_web
 from gate.qualifications import markdown, report
 from gate.qualifications import service as qualifications
@@ -64,6 +65,22 @@ def get(qualification_id: QualificationId, session: SessionDep, settings: Settin
     """The qualification's state and overall verdict, each check's run, and why a check waits or kept it from a
     pass."""
     q = qualifications.get(session, qualification_id)
+    return QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s))
+
+
+@router.post("/{qualification_id}/cancel", response_model=QualificationOut)
+def cancel(
+    qualification_id: QualificationId, session: SessionDep, settings: SettingsDep, principal: Submitter
+) -> QualificationOut:
+    """Cancel the qualification's runs still queued or running (a running one is stopped by its worker); those
+    that ended keep their end. Only the token that submitted it, or an admin, may cancel it."""
+    q = qualifications.get(session, qualification_id)
+    if not principal.admin and q.submitted_by != principal.name:
+        raise Forbidden(
+            f"qualification {qualification_id} was submitted by another token: only it or an admin may cancel it"
+        )
+    qualifications.cancel(session, q)
+    session.expire_all()  # the runs as the cancels left them
     return QualificationOut.of(q, qualifications.states(session, q, settings.worker_offline_after_s))
 
 

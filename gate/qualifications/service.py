@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from gate import checks
 from gate.baselines import service as baselines
 from gate.db import utcnow
-from gate.errors import Forbidden, InvalidInput, NotFound
+from gate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gate.qualifications import plans, verdict
 from gate.qualifications.models import Qualification, QualificationCheck
 from gate.runs import service as runs
@@ -127,6 +127,18 @@ def _same_request(existing: Qualification, digest: str) -> Qualification:
     if existing.request_fingerprint != digest:
         raise InvalidInput("Idempotency-Key was used before with a different request", field="Idempotency-Key")
     return existing
+
+
+def cancel(session: Session, q: Qualification) -> list[int]:
+    """Cancel every run of the qualification still queued or running (each a guarded transition); the ids."""
+    cancelled = []
+    for c in q.checks:
+        try:
+            runs.cancel(session, c.run_id)
+        except Conflict:  # ended meanwhile: its end stands
+            continue
+        cancelled.append(c.run_id)
+    return cancelled
 
 
 def get(session: Session, qualification_id: int) -> Qualification:
