@@ -62,7 +62,8 @@ def model_args(
                 "base_url": config.warm_base_url.rstrip("/") + endpoint,
                 "tokenizer": args.tokenizer or model_path,
                 "tokenizer_backend": "huggingface",
-                "tokenized_requests": False,
+                # token ids, as lm-eval's vllm model sends: the context is cut to max_length less the generation
+                "tokenized_requests": not chat,
                 "num_concurrent": args.num_concurrent or 8,
                 "max_retries": 3,
                 "max_length": args.max_model_len,
