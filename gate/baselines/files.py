@@ -80,14 +80,34 @@ def parse(document: dict[str, Any], where: str) -> BaselineSpec:
     tasks = [r.task for r in references]
     if len(set(tasks)) != len(tasks):
         raise InvalidInput(f"{where}: a task appears twice", field="scores")
+    checks = _checks(document.get("checks"), where)
+    early = {
+        str(entry["task"]): _early_stop(entry["early_stop"], f"{where} scores[{i}]")
+        for i, entry in enumerate(document["scores"])
+        if entry.get("early_stop") is not None
+    }
+    if early:  # stored with the baseline's checks: the server hands it to the worker with each claim
+        accuracy = dict((checks or {}).get("accuracy", {}))
+        checks = {**(checks or {}), "accuracy": {**accuracy, "early_stop": early}}
     return BaselineSpec(
         name=str(document["name"]),
         model=str(document["model"]),
         source=str(document["source"]),
         kind=kind,
         references=references,
-        checks=_checks(document.get("checks"), where),
+        checks=checks,
     )
+
+
+def _early_stop(setting: Any, where: str) -> dict[str, float]:
+    """A score entry's `early_stop: {alpha: 0.05}`: a sharded run may stop once a confidence sequence at that
+    error rate puts the score outside the band (the certainty rule applies to every run without it)."""
+    alpha = setting.get("alpha") if isinstance(setting, dict) else None
+    if set(setting if isinstance(setting, dict) else ()) - {"alpha"} or not isinstance(alpha, (int, float)):
+        raise InvalidInput(f"{where}: early_stop must be {{alpha: a number}}", field="early_stop")
+    if not 0 < alpha <= 0.5:
+        raise InvalidInput(f"{where}: early_stop alpha must be in (0, 0.5], got {alpha!r}", field="early_stop")
+    return {"alpha": float(alpha)}
 
 
 def _checks(checks: Any, where: str) -> dict[str, dict[str, Any]] | None:

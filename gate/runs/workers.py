@@ -54,6 +54,26 @@ class ClaimedRun(BaseModel):
     backend: str
     tasks: list[str]
     options: dict[str, Any]
+    # per gated task, the baseline's band and early-stop setting: a sharded accuracy run asks its stop rules
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def stop_rules(run: Run) -> dict[str, dict[str, Any]]:
+    """What the worker needs to stop a run early: the baseline entry of each of its tasks."""
+    if run.baseline is None:
+        return {}
+    early = ((run.baseline.checks or {}).get("accuracy") or {}).get("early_stop") or {}
+    return {
+        score.task: {
+            "metric": score.metric,
+            "baseline": score.score,
+            "tolerance_pp": score.tolerance_pp,
+            "two_sided": score.two_sided,
+            "early_stop": early.get(score.task),
+        }
+        for score in run.baseline.scores
+        if score.task in run.tasks
+    }
 
 
 class Heartbeat(BaseModel):
@@ -119,6 +139,7 @@ def _try_claim(request: Request, body: ClaimRequest, worker_id: int) -> ClaimedR
             backend=run.backend,
             tasks=run.tasks,
             options=run.options,
+            rules=stop_rules(run),
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class ClaimedRun(TypedDict):
@@ -21,6 +21,7 @@ class ClaimedRun(TypedDict):
     backend: str
     tasks: list[str]
     options: dict[str, Any]
+    rules: NotRequired[dict[str, dict[str, Any]]]  # per gated task: the baseline's band, for early stops
 
 
 @dataclass(frozen=True)

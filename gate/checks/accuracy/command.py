@@ -16,6 +16,8 @@ from gate.worker.config import ClaimedRun, WorkerConfig
 from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV, SERVED_MODEL
 from gate.worker.process import Invocation
 
+SHARDED_TASKS = frozenset({"gsm8k"})  # generate_until tasks with one request per document, checked by the driver
+
 
 class RefusedRun(ValueError):
     """The run asks for something this worker does not allow: the user's error, never retried."""
@@ -124,6 +126,26 @@ def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Pa
 
     output_dir = config.work_dir / f"run-{run['run_id']}" / f"attempt-{run.get('attempt', 1)}"
     model, args = model_args(config.backend, model_path, options.model_args, config, bool(options.apply_chat_template))
+    if rules := sharding(run, options, tasks):
+        job = {
+            "model": model,
+            "model_args": args,
+            "tasks": tasks,
+            "num_fewshot": options.num_fewshot,
+            "batch_size": options.batch_size or ("auto" if config.backend.startswith("vllm") else 1),
+            "device": ("cuda" if config.devices else "cpu") if config.backend == "hf" else None,
+            "apply_chat_template": options.apply_chat_template,
+            "fewshot_as_multiturn": options.fewshot_as_multiturn,
+            "gen_kwargs": _gen_kwargs(options),
+            "include_path": None if config.include_path is None else str(config.include_path),
+            "rules": rules,
+        }
+        # beside the attempt's folder, which the evaluation empties when it starts
+        job_path = output_dir.parent / f"attempt-{run.get('attempt', 1)}.job.json"
+        job_path.parent.mkdir(parents=True, exist_ok=True)
+        job_path.write_text(json.dumps(job, indent=2))
+        argv = [config.python, "-m", "gate.checks.accuracy.sharded", str(job_path), str(output_dir)]
+        return Invocation(argv=argv, env=environment(config), output_dir=output_dir)
     argv = [
         config.python,
         "-m",
@@ -158,6 +180,18 @@ def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Pa
     if code_tasks:
         argv += ["--confirm_run_unsafe_code"]
     return Invocation(argv=argv, env=environment(config), output_dir=output_dir)
+
+
+def sharding(run: ClaimedRun, options: RunOptions, tasks: list[str]) -> dict[str, Any] | None:
+    """The stop rules when the sharded driver (gate.checks.accuracy.sharded) runs this evaluation, else None.
+
+    It runs one GSM8K-like generate_until task that its baseline gates, over the whole test set. lm-eval's CLI
+    runs the rest: several tasks or a group, `limit` (a smoke run), tasks the baseline does not gate, and
+    code-executing tasks. A sharded run does not use the response cache."""
+    rules = (run.get("rules") or {}).get(tasks[0]) if len(tasks) == 1 else None
+    if rules is None or tasks[0] not in SHARDED_TASKS or options.limit is not None:
+        return None
+    return dict(rules)
 
 
 def environment(config: WorkerConfig) -> dict[str, str]:

@@ -59,7 +59,7 @@ class Verdict:
     min_detectable_drop_pp: float | None
     healthy_fail_rate: float | None
     paired: Paired | None = None
-    reasons: list[str] = field(default_factory=list)  # why "not comparable"
+    reasons: list[str] = field(default_factory=list)  # why "not comparable", or why a stopped run failed
     notes: list[str] = field(default_factory=list)
     same_weights: bool | None = None  # equal model fingerprints with the reference run; None: unknown
 
@@ -90,7 +90,8 @@ def comparability_problems(candidate: Candidate, reference: Reference) -> list[s
     if limit is not None:
         problems.append(f"the run used limit={limit:g}: a smoke run on part of the test set")
     original, effective = candidate.profile.get("n_original"), candidate.profile.get("n_effective")
-    if limit is None and original is not None and effective is not None and effective < original:
+    stopped = candidate.profile.get("stopped") is not None  # fewer documents by design: a fail, decided early
+    if limit is None and not stopped and original is not None and effective is not None and effective < original:
         problems.append(f"the run scored {effective} of {original} documents")
     if reference.protocol is not None:
         candidate_protocol = protocol_of(candidate.profile)
@@ -148,8 +149,12 @@ def judge(
         notes.append(note)
 
     problems = comparability_problems(candidate, reference)
+    stopped = candidate.profile.get("stopped")
     if problems:
         outcome = Outcome.NOT_COMPARABLE
+    elif stopped is not None:
+        outcome = Outcome.FAIL
+        problems = [stopped_reason(stopped)]
     elif within_tolerance(delta, reference.tolerance_pp, reference.two_sided):
         outcome = Outcome.PASS
     else:
@@ -171,6 +176,15 @@ def judge(
         reasons=problems,
         notes=notes,
         same_weights=same_weights,
+    )
+
+
+def stopped_reason(stopped: Mapping[str, Any]) -> str:
+    """Why a stopped run failed, e.g. "fail (stopped at 440 of 1319, certainty): even if all 879 ..."."""
+    low, high = stopped["bound"]
+    return (
+        f"fail (stopped at {stopped['at']} of {stopped['of']}, {stopped['rule'].replace('_', ' ')}; "
+        f"final score bound [{low:.4f}, {high:.4f}]): {stopped['reason']}"
     )
 
 

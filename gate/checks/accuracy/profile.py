@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class EvalProfile(TypedDict):
@@ -31,6 +31,8 @@ class EvalProfile(TypedDict):
     model_args: dict[str, Any]
     batch_size: Any
     lm_eval_version: str | None
+    # a sharded run stopped early (gate.checks.accuracy.sharded): {at, of, rule, reason, bound}
+    stopped: NotRequired[dict[str, Any]]
 
 
 # Settings that change what a score means. A baseline with a recorded profile is compared on all of them.

@@ -238,7 +238,9 @@ class _Reader:
         original, effective = self.documents(task)
         limit = self.config.get("limit")
         model = self.config.get("model")
+        stopped = _stopped(self.raw.get("stopped"), original)
         return EvalProfile(
+            **({"stopped": stopped} if stopped is not None else {}),  # type: ignore[typeddict-item]
             task=task,
             num_fewshot=shots,
             num_fewshot_from=shots_from,
@@ -261,6 +263,22 @@ class _Reader:
             batch_size=self.config.get("batch_size"),
             lm_eval_version=_text_or_none(self.raw.get("lm_eval_version")),
         )
+
+
+def _stopped(value: Any, original: int | None) -> dict[str, Any] | None:
+    """A sharded run's early stop, when its shape is whole: it turns the run into a fail, never a pass."""
+    if not isinstance(value, dict):
+        return None
+    at, of, bound = value.get("at"), value.get("of"), value.get("bound")
+    if not (isinstance(at, int) and isinstance(of, int)) or isinstance(at, bool) or isinstance(of, bool):
+        return None
+    if not 0 < at < of or (original is not None and of != original):
+        return None
+    if not isinstance(value.get("rule"), str) or not isinstance(value.get("reason"), str):
+        return None
+    if not (isinstance(bound, list) and len(bound) == 2 and all(isinstance(b, (int, float)) for b in bound)):
+        return None
+    return {"at": at, "of": of, "rule": value["rule"], "reason": value["reason"], "bound": [float(b) for b in bound]}
 
 
 def _text_or_none(value: Any) -> str | None:
