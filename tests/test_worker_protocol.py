@@ -212,17 +212,17 @@ def test_a_run_of_a_kind_the_worker_does_not_know_fails_as_the_users_error(
     run_id = submit(client, auth, backend="hf")
     assert client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["kind"] == "accuracy"
     with sessions() as session, session.begin():
-        session.get_one(Run, run_id).kind = "smoke"  # a kind a newer server knows and this worker does not
+        session.get_one(Run, run_id).kind = "power"  # a kind a newer server knows and this worker does not
     worker = GateClient(str(client.base_url), "unused")
     worker.http = client
     client.headers.update(auth["worker"])
     claimed = worker.claim("cpu-1", "hf", [], {}, wait_s=0)
-    assert (claimed["run_id"], claimed["kind"]) == (run_id, "smoke")
+    assert (claimed["run_id"], claimed["kind"]) == (run_id, "power")
     assert Agent(worker, WorkerConfig(backend="hf", work_dir=tmp_path), name="cpu-1").execute(claimed) == "failed:user"
     run = client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()
-    assert (run["status"], run["failure_kind"], run["kind"]) == ("failed", "user", "smoke")
+    assert (run["status"], run["failure_kind"], run["kind"]) == ("failed", "user", "power")
     assert (
-        run["failure_reason"] == "this worker cannot run checks of kind 'smoke' (it knows accuracy, alignment, serving)"
+        run["failure_reason"] == "this worker cannot run checks of kind 'power' (it knows accuracy, alignment, serving, smoke)"
     )
 
 
