@@ -93,10 +93,25 @@ def _queue_demo(url: str, admin_token: str, work_dir: Path, local_data: list[str
             "model_args": {"dtype": "float32"},
         },
     }
-    response = httpx.post(f"{url}/api/v1/runs", json=body, headers={"Authorization": f"Bearer {admin_token}"})
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    response = httpx.post(f"{url}/api/v1/runs", json=body, headers=headers)
     response.raise_for_status()
+    # then a qualification of the same model (the hf worker has no server for the serving check): the report page
+    qualification = {
+        "model": str(model_dir),
+        "backend": "hf",
+        "baseline": "qwen3-4b-thinking-2507",
+        "checks": ["accuracy", "alignment", "smoke"],
+        "dtype": "float32",
+        "accuracy": body["options"],
+        "smoke": {"sampling": {"max_tokens": 64}},
+    }
+    qualified = httpx.post(f"{url}/api/v1/qualifications", json=qualification, headers=headers)
+    qualified.raise_for_status()
     typer.echo(
-        f"{DEMO_BANNER}\n demo run {response.json()['id']} queued: {url}/runs/{response.json()['id']}\n", err=True
+        f"{DEMO_BANNER}\n demo run {response.json()['id']} queued: {url}/runs/{response.json()['id']}\n"
+        f" demo qualification {qualified.json()['id']} queued: {url}{qualified.json()['report_url']}\n",
+        err=True,
     )
 
 
