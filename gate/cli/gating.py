@@ -93,7 +93,9 @@ def verdict_table(run: dict[str, Any], server: str) -> str:
             f"  {v['task']:<12} {d['candidate'] * 100:8.2f} {d['baseline'] * 100:11.2f} "
             f"{v['delta_pp']:+9.2f} {band:>8}  {v['outcome'].replace('_', ' ')}"
         )
-        lines += [f"    not comparable: {reason}" for reason in d["reasons"]]
+        # a fail's reasons say why it was decided early (a sharded run stopped), a not comparable's why no verdict
+        said = "not comparable" if v["outcome"] == "not_comparable" else "decided early"
+        lines += [f"    {said}: {reason}" for reason in d["reasons"]]
     if run.get("not_gated_tasks"):
         lines.append(f"  not gated (the baseline has no entry): {', '.join(run['not_gated_tasks'])}")
     return "\n".join(lines)
@@ -117,7 +119,8 @@ def junit(run: dict[str, Any]) -> bytes:
         )
         if v["outcome"] == "fail":
             failures += 1
-            ElementTree.SubElement(case, "failure", message=summary).text = "\n".join(d["notes"])
+            message = "; ".join([summary, *d["reasons"]])  # a stopped run: the answered questions' score, and why
+            ElementTree.SubElement(case, "failure", message=message).text = "\n".join(d["notes"])
         elif v["outcome"] == "not_comparable":
             skipped += 1
             ElementTree.SubElement(case, "skipped", message="not comparable: " + "; ".join(d["reasons"]))
