@@ -64,11 +64,12 @@ def by_doc(samples: list[Path]) -> dict[int, dict[str, Any]]:
     return {s["doc_id"]: s for s in lines if s["filter"] == "strict-match"}
 
 
-def test_an_unstopped_sharded_run_is_the_full_run(
+def test_a_healthy_port_is_never_stopped_and_its_sharded_run_is_the_full_run(
     tiny_model: Path, gsm8k_overrides: Path, gold_run_927, tmp_path: Path
 ) -> None:
+    """Both rules on (the confidence sequence too): a healthy port is answered to the end."""
     with gold_server(GSM8K_DIR, 927) as server:
-        run = sharded_run(server.url, "gold", tiny_model, gsm8k_overrides, tmp_path)
+        run = sharded_run(server.url, "gold", tiny_model, gsm8k_overrides, tmp_path, {"alpha": 0.05})
     full_results, full_samples = gold_run_927
     full, sharded = json.loads(full_results.read_text()), json.loads(run["results"].read_text())
     assert "stopped" not in sharded and sharded["sharded"]["answered"] == 1319
@@ -110,12 +111,3 @@ def test_a_broken_port_stops_early_and_fails(
     verdict = judge.judge(candidate, GSM8K)
     assert verdict.outcome is Outcome.FAIL
     assert verdict.reasons[0].startswith(f"fail (stopped at {stopped['at']} of 1319")
-
-
-def test_a_healthy_port_is_never_stopped_by_either_rule(
-    tiny_model: Path, gsm8k_overrides: Path, tmp_path: Path
-) -> None:
-    with gold_server(GSM8K_DIR, 927) as server:
-        run = sharded_run(server.url, "gold", tiny_model, gsm8k_overrides, tmp_path, {"alpha": 0.05})
-    raw = json.loads(run["results"].read_text())
-    assert "stopped" not in raw and raw["results"]["gsm8k"][METRIC] == 927 / 1319
