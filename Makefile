@@ -56,11 +56,11 @@ lint: $(STAMP)
 test: test-main test-vllm
 
 test-main: $(STAMP) postgres browser lint
-	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider -m "not vllm"
+	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 -m "not vllm"
 
 test-vllm: $(STAMP) $(VLLM_STAMP) postgres browser
 	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
-	  $(PY) -m pytest -q -p no:cacheprovider -m vllm
+	  $(PY) -m pytest -q -p no:cacheprovider --durations=10 -m vllm
 
 bench: $(STAMP) postgres
 	$(PY) bench/api_latency.py
