@@ -59,10 +59,10 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory -j2 --output-sync=line test-main test-vllm
 
 test-main: $(STAMP) postgres browser lint
-	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 --basetemp=.test-tmp/main -m "not vllm"
+	mkdir -p .test-tmp && GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 --basetemp=.test-tmp/main -m "not vllm"
 
 test-vllm: $(STAMP) $(VLLM_STAMP) postgres browser
-	GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
+	mkdir -p .test-tmp && GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
 	  $(PY) -m pytest -q -p no:cacheprovider --durations=10 --basetemp=.test-tmp/vllm -m vllm
 
 bench: $(STAMP) postgres
