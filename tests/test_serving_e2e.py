@@ -26,7 +26,9 @@ from tests.processes import Api, free_port, server, worker_process
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-EVENT_DELAY_S = 0.025  # per streamed event: several times the tiny model's ~7 ms per token at concurrency 10
+# per streamed event: several times the tiny model's ~7 ms per token at concurrency 10, and past twice the worst
+# reference round's TPOT on a loaded machine (measured 16.4 ms beside the main suite, so 25 ms gave a pass)
+EVENT_DELAY_S = 0.05
 # Lax for a shared two-core machine, where a rerun's round measured up to 2.9x the reference's TPOT, yet far from
 # the proxy's slowdown (measured 0.27-0.42x the throughput, 3.9-5.5x the TPOT; the TPOT fails it beyond the rounds'
 # spread, the throughput not always); the shipped defaults, vLLM-Ascend CI's, are 0.97 and 1.03.
