@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -228,7 +229,9 @@ def test_a_ci_webhook_gates_a_commit_end_to_end(tmp_path: Path, tiny_model: Path
             worker.terminate()
             worker.wait(30)
     assert api.states() == ["pending", "failure"]
-    assert api.received[-1]["body"]["description"].startswith("fail · gsm8k -3.6 pp")
+    # 880 of 1319 right cannot reach the gate: the run stops once that is certain, its delta the answered questions'
+    drop = re.match(r"fail · gsm8k -(\d+\.\d) pp \(run 1\)", api.received[-1]["body"]["description"])
+    assert drop is not None and float(drop.group(1)) > 2.0, api.received[-1]["body"]["description"]
     assert api.received[-1]["headers"]["Authorization"] == f"Bearer {TOKEN}"
     leaked = b"".join(path.read_bytes() for path in tmp_path.glob("gate.db*"))  # the database file and its WAL
     assert secret_text.encode() not in leaked and TOKEN.encode() not in leaked
