@@ -1,11 +1,7 @@
-"""Time to verdict on CPU (issue 15): `.venv/bin/python bench/time_to_verdict.py [--tiny]`.
+"""Time to verdict on CPU with the gold loopback server (issue 15): `.venv/bin/python bench/time_to_verdict.py`.
 
-With the gold loopback server: a broken port (0 % right) through the sharded driver with early stop, against one
-full `lm_eval` CLI run of the same 1,319 questions; a healthy port (927 right) through the sharded driver, against
-one unsharded CLI run. The gold server answers at once, so lm-eval's start-up dominates both.
-
---tiny: the issue's broken port, the tiny random Qwen3 on `hf` (its answers cost generation time, as a real
-model's do): one full CLI run against the sharded driver with early_stop alpha 0.05."""
+A broken port (0 % right) through the sharded driver with early stop, against one full `lm_eval` CLI run of the
+same 1,319 questions; a healthy port (927 right) through the sharded driver, against one unsharded CLI run."""
 
 from __future__ import annotations
 
@@ -34,30 +30,10 @@ def timed(argv: list[str]) -> float:
     return time.monotonic() - started
 
 
-def tiny_random(work: Path, tiny: Path, overrides: Path) -> None:
-    """The tiny random model (0 % right) on hf: a full CLI run against the sharded driver with early stop."""
-    model_args = f"pretrained={tiny},dtype=float32"
-    task = ["--include_path", str(overrides), "--tasks", "gsm8k", "--num_fewshot", "5", "--batch_size", "8"]
-    full = timed([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args, *task,
-                  "--output_path", str(work / "tiny-cli"), "--log_samples"])  # fmt: skip
-    job = {"model": "hf", "model_args": model_args, "tasks": ["gsm8k"], "num_fewshot": 5, "batch_size": 8}
-    job |= {"include_path": str(overrides), "rules": {**RULES, "early_stop": {"alpha": 0.05}}}
-    path = work / "tiny.json"
-    path.write_text(json.dumps(job))
-    early = timed([sys.executable, "-m", "gate.checks.accuracy.sharded", str(path), str(work / "tiny-sharded")])
-    stopped = json.loads(next((work / "tiny-sharded").rglob("results_*.json")).read_text())["stopped"]
-    print(f"{'tiny random model (hf), full CLI run':60s} {full:7.1f} s")
-    print(f"{'tiny random model (hf), sharded, early_stop alpha 0.05':60s} {early:7.1f} s")
-    print(f"stopped at {stopped['at']} of {stopped['of']} ({stopped['rule']}); full / early stop = {full / early:.1f}x")
-
-
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ttv-"))
     tiny = build(work / "tiny", GSM8K)
     overrides = write_overrides({"gsm8k": GSM8K}, work / "tasks")
-    if "--tiny" in sys.argv[1:]:
-        tiny_random(work, tiny, overrides)
-        return
     with gold_server(GSM8K, 927) as server:
 
         def args(model: str) -> str:
