@@ -14,7 +14,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, String, cast, exc, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -150,6 +150,19 @@ def _same_request(existing: Run, fingerprint: str) -> Run:
     if existing.request_fingerprint != fingerprint:
         raise InvalidInput("Idempotency-Key was used before with a different request", field="Idempotency-Key")
     return existing
+
+
+Report = TypeVar("Report")
+
+
+def stored_report(session: Session, table: type[Report], run_id: int, kind: str) -> Report:
+    """A run's report row of a kind's table, or NotFound saying why there is none."""
+    found = session.get(table, run_id)
+    if found is None:
+        run = get(session, run_id)
+        article = "an" if run.kind[:1] in "aeiou" else "a"
+        raise NotFound(f"run {run_id} has no {kind} report ({article} {run.kind} run, {run.status})")
+    return found
 
 
 def get(session: Session, run_id: int) -> Run:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from gate.baselines.models import Baseline
 from gate.checks.alignment import judge, report
 from gate.checks.alignment.models import AlignmentReport
-from gate.errors import InvalidInput, NotFound
+from gate.errors import InvalidInput
 from gate.runs import service as runs
 from gate.runs.models import Run, Score
 
@@ -108,9 +108,4 @@ def scores(run_id: int, checked: dict[str, Any]) -> list[Score]:
 
 def stored(session: Session, run_id: int) -> AlignmentReport:
     """A run's alignment report, or NotFound saying why there is none."""
-    found = session.get(AlignmentReport, run_id)
-    if found is None:
-        run = runs.get(session, run_id)
-        article = "an" if run.kind[:1] in "aeiou" else "a"
-        raise NotFound(f"run {run_id} has no alignment report ({article} {run.kind} run, {run.status})")
-    return found
+    return runs.stored_report(session, AlignmentReport, run_id, KIND)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from gate.baselines.models import Baseline
 from gate.checks.serving import judge, report
 from gate.checks.serving.models import ServingReport
-from gate.errors import InvalidInput, NotFound
+from gate.errors import InvalidInput
 from gate.runs import service as runs
 from gate.runs.models import Run, RunStatus, Score
 
@@ -153,9 +153,4 @@ def scores(run_id: int, checked: dict[str, Any]) -> list[Score]:
 
 def stored(session: Session, run_id: int) -> ServingReport:
     """A run's serving report, or NotFound saying why there is none."""
-    found = session.get(ServingReport, run_id)
-    if found is None:
-        run = runs.get(session, run_id)
-        article = "an" if run.kind[:1] in "aeiou" else "a"
-        raise NotFound(f"run {run_id} has no serving report ({article} {run.kind} run, {run.status})")
-    return found
+    return runs.stored_report(session, ServingReport, run_id, KIND)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from gate.checks.smoke import judge, report
 from gate.checks.smoke.models import SmokeReport
-from gate.errors import InvalidInput, NotFound
+from gate.errors import InvalidInput
 from gate.runs import service as runs
 from gate.runs.models import Run
 
@@ -56,9 +56,4 @@ def record(
 
 def stored(session: Session, run_id: int) -> SmokeReport:
     """A run's smoke report, or NotFound saying why there is none."""
-    found = session.get(SmokeReport, run_id)
-    if found is None:
-        run = runs.get(session, run_id)
-        article = "an" if run.kind[:1] in "aeiou" else "a"
-        raise NotFound(f"run {run_id} has no smoke report ({article} {run.kind} run, {run.status})")
-    return found
+    return runs.stored_report(session, SmokeReport, run_id, KIND)
