@@ -1,20 +1,31 @@
-"""Time to verdict on CPU with the gold loopback server (issue 15): `.venv/bin/python bench/time_to_verdict.py`.
+"""Time to verdict on CPU (issue 15).
 
-A broken port (0 % right) through the sharded driver with early stop, against one full `lm_eval` CLI run of the
-same 1,319 questions; a healthy port (927 right) through the sharded driver, against one unsharded CLI run."""
+    .venv/bin/python bench/time_to_verdict.py            # the gold loopback server: answers cost nothing
+    GATE_VLLM_PYTHON=.venv-vllm/bin/python .venv/bin/python bench/time_to_verdict.py --vllm
+
+Gold server: a broken port (0 % right) through the sharded driver with early stop, against one full `lm_eval` CLI
+run of the same 1,319 questions; a healthy port (927 right) through the sharded driver, against one unsharded CLI
+run. --vllm: the broken port is the tiny random model served by vLLM's CPU build (its answers cost what
+generating 256 tokens costs), the server started once beforehand, as a warm engine keeps it."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import free_port
 from gate.checks.accuracy.datasets import write_overrides
 from gate.worker.tiny_model import build
 from tests.lmeval_runs import OFFLINE_ENV, gold_server
@@ -30,10 +41,71 @@ def timed(argv: list[str]) -> float:
     return time.monotonic() - started
 
 
+@contextlib.contextmanager
+def vllm_server(python: str, model: Path, log: Path) -> Iterator[str]:
+    """vLLM's OpenAI server (CPU build) for the tiny random model, healthy before any timing starts."""
+    port = free_port()
+    argv = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--served-model-name", "tiny"]
+    argv += ["--dtype", "float32", "--max-model-len", "4096", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, **OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    process = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            assert process.poll() is None, log.read_text()[-3000:]
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(1)
+        else:
+            raise TimeoutError("vLLM's server was not healthy after 600 s")
+        yield f"{base}/v1/completions"
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def broken_vllm(work: Path, tiny: Path, overrides: Path) -> None:
+    """The tiny random model (0 % right) on vLLM: one full CLI run against the sharded driver's early stops."""
+    python = os.environ.get("GATE_VLLM_PYTHON", str(Path(sys.executable).parents[2] / ".venv-vllm/bin/python"))
+    with vllm_server(python, tiny, work / "vllm.log") as url:
+        model_args = (
+            f"model=tiny,base_url={url},tokenizer={tiny},tokenizer_backend=huggingface,"
+            "num_concurrent=8,max_retries=1,tokenized_requests=False"
+        )
+        task = ["--include_path", str(overrides), "--tasks", "gsm8k", "--num_fewshot", "5"]
+
+        def sharded(out: str, early_stop: dict | None) -> float:
+            job = {"model": "local-completions", "model_args": model_args, "tasks": ["gsm8k"], "num_fewshot": 5}
+            job |= {"include_path": str(overrides), "rules": {**RULES, "early_stop": early_stop}}
+            path = work / f"{out}.json"
+            path.write_text(json.dumps(job))
+            return timed([sys.executable, "-m", "gate.checks.accuracy.sharded", str(path), str(work / out)])
+
+        early = sharded("vllm-cs", {"alpha": 0.05})
+        certain = sharded("vllm-cert", None)
+        lm_eval = [sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", model_args]
+        full = timed([*lm_eval, *task, "--output_path", str(work / "vllm-cli"), "--log_samples"])
+    score = json.loads(next((work / "vllm-cli").rglob("results_*.json")).read_text())["results"]["gsm8k"]
+    print(f"tiny random model on vLLM (CPU), full CLI run: {full:7.1f} s (score {score[RULES['metric']]:.4f})")
+    for name, seconds, out in (("early_stop alpha 0.05", early, "vllm-cs"), ("certainty only", certain, "vllm-cert")):
+        stopped = json.loads(next((work / out).rglob("results_*.json")).read_text())["stopped"]
+        print(
+            f"tiny random model on vLLM (CPU), sharded, {name}: {seconds:7.1f} s, stopped at {stopped['at']} of "
+            f"{stopped['of']} ({stopped['rule']}): {full / seconds:.1f}x sooner"
+        )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--vllm", action="store_true", help="the tiny random model on vLLM's CPU build")
+    vllm = parser.parse_args().vllm
     work = Path(tempfile.mkdtemp(prefix="ttv-"))
     tiny = build(work / "tiny", GSM8K)
     overrides = write_overrides({"gsm8k": GSM8K}, work / "tasks")
+    if vllm:
+        broken_vllm(work, tiny, overrides)
+        return
     with gold_server(GSM8K, 927) as server:
 
         def args(model: str) -> str:

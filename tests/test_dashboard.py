@@ -17,6 +17,7 @@ from gate.dashboard import chart, views
 from gate.worker.client import GateClient
 from tests.conftest import make_token
 from tests.processes import Api, server
+from tests.test_estimate_chart import broken_port
 
 SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -245,3 +246,30 @@ def test_token_cap_warning_and_one_sided_band(tmp_path: Path, browser_page: Page
         assert top == chart.PAD  # only drops fail: every score above baseline - 2 pp passes
         assert top < baseline_y < top + height
         shot(page, "13-model-history-one-sided")
+
+
+def test_the_running_estimate_narrows_as_shards_are_answered(tmp_path: Path, browser_page: Page) -> None:
+    """A broken port's sharded run seen live: the band narrows shard by shard, the page redraws itself, and the
+    shard where the certainty rule cut is marked."""
+    page = browser_page
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    with server(url, tmp_path, anonymous_read="true") as s:
+        api = Api(s)
+        running = api.submit(model="acme/port-npu", backend="hf", tasks=["gsm8k"], baseline="qwen3-4b-thinking-2507")
+        worker = GateClient(s.url, api.headers["worker"]["Authorization"].split()[1])
+        lease = worker.claim("npu-7", "hf", [], {}, wait_s=1)["lease"]
+        found = broken_port()
+        assert found["points"][-1][0] == 440
+        before = {"total": 1319, "points": found["points"][:-1]}
+        worker.heartbeat(running["id"], lease, 400, 1319, "", before)
+        page.goto(f"{s.url}/runs/{running['id']}")
+        figure = page.locator("figure.estimate")
+        assert "0 right of 400 answered" in figure.inner_text() and page.locator("line.cut").count() == 0
+        assert len(page.locator("polyline.estimate-line").get_attribute("points").split()) == 10
+        shot(page, "12-running-estimate")
+        worker.heartbeat(running["id"], lease, 440, 1319, "", found)
+        # gate.js saw the new shard and fetched the page again (a vertical line has no area: "attached", not visible)
+        page.wait_for_selector("line.cut", state="attached", timeout=10_000)
+        assert "stopped at 440" in figure.inner_text()
+        assert "after 440 questions: the stop rule cut there" in figure.inner_text()
+        shot(page, "13-running-estimate-cut")

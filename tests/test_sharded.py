@@ -5,6 +5,7 @@ every document's prompt_hash equal to the full run's; a broken port (0 right) st
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -86,6 +87,16 @@ def test_a_healthy_port_is_never_stopped_and_its_sharded_run_is_the_full_run(
     assert sharded["task_hashes"] == full["task_hashes"]
     # answered in a random order, not the document order: the progress lines count up by shards
     assert "| 40/1319" in run["stdout"] and "| 1319/1319" in run["stdout"]
+    # the running estimate: one point per shard, its band narrowing to the final score, never leaving the gate
+    trail = sharded["sharded"]["trail"]
+    points = trail["points"]
+    assert trail["total"] == 1319 and [p[0] for p in points] == [*range(40, 1319, 40), 1319]
+    assert points[-1] == [1319, 927, round(927 / 1319, 6), round(927 / 1319, 6)]
+    widths = [high - low for _, _, low, high in points]
+    assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(widths)) and widths[0] > 0.3
+    assert all(low <= 0.723 and high >= 0.683 for _, _, low, high in points[:-1])
+    assert all(low - 1e-6 <= 927 / 1319 <= high + 1e-6 for _, _, low, high in points)  # it holds the final score
+    assert f"gate: estimate {json.dumps({'total': 1319, 'point': points[0]})}" in run["stdout"]
 
 
 @pytest.mark.parametrize(
@@ -101,6 +112,11 @@ def test_a_broken_port_stops_early_and_fails(
     assert stopped["rule"] == rule and stopped["of"] == 1319 and stopped["at"] <= most
     assert stopped["bound"][1] < 0.683
     assert raw["n-samples"]["gsm8k"] == {"original": 1319, "effective": stopped["at"]}
+    # the running estimate ends where the run stopped, with the band that decided it, wholly below the gate
+    points = raw["sharded"]["trail"]["points"]
+    assert points[-1][:2] == [stopped["at"], 0] and points[-1][3] == round(stopped["bound"][1], 6) < 0.683
+    assert all(high >= 0.683 for _, _, _, high in points[:-1])  # it stopped at the first shard it could
+    assert parse_results(run["results"].read_bytes()).trail == raw["sharded"]["trail"]
     answered = by_doc(run["samples"])
     assert len(answered) == stopped["at"] and not any(s["exact_match"] for s in answered.values())
     parsed = parse_results(run["results"].read_bytes())

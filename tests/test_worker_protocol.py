@@ -91,6 +91,27 @@ def test_upload_is_idempotent_and_guarded_by_the_lease(client: TestClient, auth:
     assert hb.status_code == 409
 
 
+def test_heartbeats_carry_the_running_estimate_and_impossible_ones_are_refused(client: TestClient, auth: dict) -> None:
+    run_id = submit(client, auth)
+    lease = claim(client, auth).json()["lease"]
+    path = f"/api/v1/workers/runs/{run_id}/heartbeat"
+    trail = {"total": 1319, "points": [[40, 1, 0.000758, 0.970432], [80, 1, 0.000758, 0.940106]]}
+    beat = client.post(path, json={"lease": lease, "estimate": trail}, headers=auth["worker"])
+    assert beat.status_code == 200
+    assert client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["estimate"] == trail
+    impossible = [
+        ({"total": 1319, "points": [[40, 41, 0.0, 1.0]]}, "right never exceeds it"),
+        ({"total": 1319, "points": [[80, 1, 0.0, 1.0], [40, 1, 0.0, 1.0]]}, "answered grows"),
+        ({"total": 1319, "points": [[40, 1, 0.9, 0.2]]}, "0 <= low <= high <= 1"),
+        ({"total": 10, "points": [[40, 1, 0.0, 1.0]]}, "up to the total"),
+        ({"points": []}, "an object with total and points"),
+    ]
+    for estimate, message in impossible:
+        refused = client.post(path, json={"lease": lease, "estimate": estimate}, headers=auth["worker"])
+        assert refused.status_code == 422 and message in refused.json()["detail"], refused.json()
+    assert client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["estimate"] == trail  # kept as it was
+
+
 @pytest.mark.lmeval
 def test_a_refused_upload_leaves_the_run_as_it_was(
     client: TestClient, auth: dict, tiny_smoke_run, tmp_path: Path

@@ -112,6 +112,7 @@ def run_report(
         deliveries=notifications.for_run(session, run_id),
         truncation=views.truncation(run),
         spreads=views.spreads(run),
+        estimate=views.estimate_chart(run),
         section_template=f"checks/{run.kind}/run.html" if paged else None,
         section=section,
     )

@@ -16,12 +16,13 @@ from gate.baselines import service as baselines
 from gate.baselines.models import Baseline, BaselineScore
 from gate.checks.accuracy import judge as gate_verdict
 from gate.checks.accuracy.models import SampleRecord
-from gate.dashboard import chart
+from gate.dashboard import chart, estimate
 from gate.db import utcnow
 from gate.errors import NotFound
 from gate.runs import queries
 from gate.runs.models import Run, RunStatus, Score, TaskVerdict, Worker
 from gate.verdicts import stats as gate_stats
+from gate.verdicts import trail
 
 TRUNCATION_WARN_SHARE = 0.1  # above this share of answers at the token cap the score says more about the cap
 
@@ -132,6 +133,15 @@ def spreads(run: Run) -> dict[str, Spread]:
         reference_pp = (reference.stderr or 0.0) * 100 if reference else 0.0
         found[v.task] = Spread(healthy_pp, gate_stats.delta_interval(v.delta_pp, healthy_pp, reference_pp), True)
     return found
+
+
+def estimate_chart(run: Run) -> estimate.EstimateChart | None:
+    """A sharded run's running estimate against the band of its one gated task, while it runs and after."""
+    found = trail.parsed(run.estimate)
+    entry = next((s for s in run.baseline.scores if s.task in run.tasks), None) if run.baseline else None
+    if found is None or entry is None:
+        return None
+    return estimate.geometry(found, entry.score, entry.tolerance_pp, entry.two_sided)
 
 
 def gated_verdicts(session: Session, run_ids: list[int]) -> dict[int, TaskVerdict]:

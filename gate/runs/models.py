@@ -88,6 +88,8 @@ class Run(Base):
     progress_done: Mapped[int | None] = mapped_column(Integer)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     log_tail: Mapped[str | None] = mapped_column(Text)
+    # a sharded run's running estimate, {"total": N, "points": [[answered, right, low, high], ...]}
+    estimate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     environment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     eval_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # task -> profile
     # task -> share of answers that hit the generation cap (a config problem when high, not a regression)

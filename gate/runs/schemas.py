@@ -180,6 +180,8 @@ class RunDetail(RunOut):
     submitted_by: str | None
     failure_kind: str | None
     log_tail: str | None
+    # a sharded run's running estimate: [answered, right, low, high] per shard, the band holding the final score
+    estimate: dict[str, Any] | None
     files: list[str]
 
     @classmethod
@@ -205,6 +207,7 @@ class RunDetail(RunOut):
             submitted_by=run.submitted_by,
             failure_kind=run.failure_kind,
             log_tail=run.log_tail,
+            estimate=run.estimate,
             files=files,
         )
 

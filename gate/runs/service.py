@@ -321,8 +321,11 @@ def renew(
     done: int | None = None,
     total: int | None = None,
     log_tail: str | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> Run:
     values: dict[str, Any] = {"lease_expires_at": lease_clock(session) + timedelta(seconds=lease_s)}
+    if estimate is not None:
+        values["estimate"] = estimate
     if done is not None:
         values["progress_done"] = done
     if total is not None:
@@ -362,6 +365,8 @@ def complete(
         "progress_done": evaluated,
         "progress_total": evaluated,
     }
+    if parsed.trail is not None:  # the whole running estimate: heartbeats may have missed its last shards
+        values["estimate"] = parsed.trail
     if log_tail is not None:
         values["log_tail"] = _tail(log_tail)
     run = _transition(session, run_id, *_live(token), **values)

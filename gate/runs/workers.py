@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from gate.errors import InvalidInput
 from gate.runs import service as runs
 from gate.runs.models import Run, RunStatus, Worker
 from gate.runs.schemas import MODEL_FINGERPRINT, RunOut, WorkerOut
+from gate.verdicts import trail
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 CLAIM_POLL_S = 0.1  # how often a waiting claim looks for work: bounds queue latency
@@ -83,6 +84,14 @@ class Heartbeat(BaseModel):
     done: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     total: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     log_tail: str | None = Field(default=None, max_length=200_000)
+    estimate: dict[str, Any] | None = None  # a sharded run's running estimate (gate.verdicts.trail)
+
+    @field_validator("estimate")
+    @classmethod
+    def _estimate(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and (problem := trail.problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class HeartbeatReply(BaseModel):
@@ -181,6 +190,7 @@ def heartbeat(
         done=body.done,
         total=body.total,
         log_tail=body.log_tail,
+        estimate=body.estimate,
     )
     assert run.lease_expires_at is not None  # a renewed lease has an expiry
     return HeartbeatReply(lease_expires_at=run.lease_expires_at)

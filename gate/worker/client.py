@@ -100,10 +100,11 @@ class GateClient:
         done: int | None,
         total: int | None,
         log_tail: str,
+        estimate: dict[str, Any] | None = None,
         retry: bool = False,
         timeout_s: float | None = None,
     ) -> dict[str, Any]:
-        body = {"lease": lease, "done": done, "total": total, "log_tail": log_tail}
+        body = {"lease": lease, "done": done, "total": total, "log_tail": log_tail, "estimate": estimate}
         path = f"/api/v1/workers/runs/{run_id}/heartbeat"
         timeout = self.http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
         return self._request("POST", path, json=body, retry=retry, timeout=timeout).json()

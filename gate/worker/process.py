@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import json
 import os
 import re
 import shutil
@@ -16,11 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOG_TAIL_LINES = 200
 PROGRESS = re.compile(r"Running \w+ requests:.*?\|\s*(\d+)/(\d+)")
 # With a response cache, lm-eval's progress bar counts only the requests it still has to run
 CACHED = re.compile(r"Cached requests: (\d+), Requests remaining: (\d+)")
+# The sharded driver's running estimate after each shard (gate.verdicts.trail), sent on with each heartbeat
+ESTIMATE = re.compile(r"^gate: estimate (\{.*\})$")
 READ_CHUNK = 65536
 
 
@@ -64,6 +68,7 @@ class Evaluation:
         self.done: int | None = None
         self.total: int | None = None
         self._cached = 0  # answered from the response cache, before the progress bar starts
+        self.estimate: dict[str, Any] | None = None  # {"total": N, "points": [...]}, gate.verdicts.trail
         self.process = subprocess.Popen(
             invocation.argv,
             env={**os.environ, **invocation.env, "PYTHONSAFEPATH": "1"},
@@ -108,6 +113,11 @@ class Evaluation:
         for frame in frames:
             self._progress(frame)
         last = frames[-1].rstrip()
+        if match := ESTIMATE.match(last):
+            shard = json.loads(match.group(1))
+            points = self.estimate["points"] if self.estimate else []
+            # replaced whole, never changed in place: the heartbeat thread reads it
+            self.estimate = {"total": shard["total"], "points": [*points, shard["point"]]}
         if last:
             self._tail.append(last)
 

@@ -48,6 +48,7 @@ class Renewal:
                     evaluation.done if evaluation else None,
                     evaluation.total if evaluation else None,
                     evaluation.log_tail if evaluation else "",
+                    evaluation.estimate if evaluation else None,
                     timeout_s=self.interval_s,  # a hung request gives way to the next beat
                 )
                 self.renewed_at = sent

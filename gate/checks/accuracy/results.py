@@ -26,6 +26,7 @@ from typing import Any
 from gate.checks.accuracy.profile import EvalProfile
 from gate.errors import InvalidInput
 from gate.runs.options import CONTROL
+from gate.verdicts import trail
 
 SAMPLES_NAME = re.compile(r"samples_(?P<task>.+)_\d{4}-\d{2}-\d{2}T[\d.\-]+\.jsonl$")
 # Mean of the sample metric against the aggregated score: both come from the same floats.
@@ -88,6 +89,11 @@ class ParsedResults:
     raw: dict[str, Any]
     scores: list[TaskScore]
     profiles: dict[str, EvalProfile]  # task -> eval profile
+
+    @property
+    def trail(self) -> dict[str, Any] | None:
+        """A sharded run's running estimate, when the file carries a well-formed one."""
+        return trail.parsed(_mapping(self.raw.get("sharded")).get("trail"))
 
     @property
     def tasks(self) -> list[str]:

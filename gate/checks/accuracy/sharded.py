@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.checks.accuracy import judge
-from gate.verdicts import sequential
+from gate.verdicts import sequential, trail
 
 SHARD_SIZE = 40  # questions per shard: stop rules are asked after each
 ORDER_SEED = 1234  # the random order of the questions; any fixed seed keeps a run reproducible
@@ -59,6 +59,8 @@ def make_lm(inner: Any, task: Any, job: dict[str, Any]) -> Any:
             self.inner = inner
             self.stopped: dict[str, Any] | None = None
             self.answered: list[int] = []
+            self.total = 0
+            self.trail: list[list[Any]] = []  # the running estimate after each shard (gate.verdicts.trail)
 
         def __getattr__(self, name: str) -> Any:  # tokenizer, chat template, model info: the real LM's
             return getattr(self.__dict__["inner"], name)
@@ -85,7 +87,7 @@ def make_lm(inner: Any, task: Any, job: dict[str, Any]) -> Any:
                 if request.doc_id in by_doc or request.repeats != 1:
                     raise ValueError("the sharded driver needs one request per document, unrepeated")
                 by_doc[request.doc_id] = request
-            total = len(by_doc)
+            total = self.total = len(by_doc)
             order = sorted(by_doc)
             random.Random(job.get("seed", ORDER_SEED)).shuffle(order)
             gate, sequence = _stop_rules(job, total)
@@ -103,7 +105,11 @@ def make_lm(inner: Any, task: Any, job: dict[str, Any]) -> Any:
                 self.answered.extend(shard)
                 n = len(answers)
                 print(f"Running generate_until requests: sharded, {right} correct | {n}/{total}", flush=True)
-                if stop := self._ask(gate, sequence, total, n, right):
+                stop, band = self._ask(gate, sequence, total, n, right)
+                self.trail.append(trail.point(n, right, band))
+                line = {"total": total, "point": self.trail[-1]}
+                print(f"gate: estimate {json.dumps(line)}", flush=True)  # for the worker's progress reader
+                if stop:
                     self.stopped = stop
                     print(f"gate: stopped at {n} of {total} ({stop['rule']}): {stop['reason']}", flush=True)
                     break
@@ -129,26 +135,28 @@ def make_lm(inner: Any, task: Any, job: dict[str, Any]) -> Any:
             total: int,
             n: int,
             right: int,
-        ) -> dict[str, Any] | None:
-            if n == total:
-                return None
+        ) -> tuple[dict[str, Any] | None, tuple[float, float]]:
+            """(the stop, if a rule says stop; the band the final score still lies in, for the running estimate)"""
             sure = sequential.certainty(gate, total, n, right)
+            decision = sequential.decide(gate, sequence) if sequence is not None else None
+            # the sequence already drops the scores the answers make impossible, so it lies within `reachable`
+            band = decision.interval if decision is not None and decision.interval is not None else sure.reachable
+            if n == total:
+                return None, band
             if sure.stop:
                 bound = [sure.reachable[0], sure.reachable[1]]
-                return {"at": n, "of": total, "rule": "certainty", "reason": sure.reason, "bound": bound}
-            if sequence is not None:
-                decision = sequential.decide(gate, sequence)
-                if decision.stop and decision.interval is not None:
-                    bound = [decision.interval[0], decision.interval[1]]
-                    return {
-                        "at": n,
-                        "of": total,
-                        "rule": "confidence_sequence",
-                        "alpha": decision.alpha,
-                        "reason": decision.reason,
-                        "bound": bound,
-                    }
-            return None
+                return {"at": n, "of": total, "rule": "certainty", "reason": sure.reason, "bound": bound}, band
+            if decision is not None and decision.stop and decision.interval is not None:
+                stop = {
+                    "at": n,
+                    "of": total,
+                    "rule": "confidence_sequence",
+                    "alpha": decision.alpha,
+                    "reason": decision.reason,
+                    "bound": [decision.interval[0], decision.interval[1]],
+                }
+                return stop, band
+            return None, band
 
     return Sharded()
 
@@ -214,6 +222,7 @@ def run(job: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         "shard_size": job.get("shard_size", SHARD_SIZE),
         "seed": job.get("seed", ORDER_SEED),
         "answered": len(lm.answered),
+        "trail": {"total": lm.total, "points": lm.trail},
         "seconds": round(time.monotonic() - started, 3),
     }
     samples = results.pop("samples")

@@ -10,6 +10,10 @@
         if (!response.ok) continue;
         const run = await response.json();
         if (run.status !== "running") { location.reload(); return; }
+        // a shard answered: the running-estimate chart is drawn by the server, so the page is fetched again
+        const page = document.querySelector(`[data-estimate-run="${id}"]`);
+        const points = run.estimate ? run.estimate.points.length : 0;
+        if (page && points !== Number(page.dataset.estimatePoints)) { location.reload(); return; }
         const { done, total } = run.progress;
         const bar = el.querySelector("progress");
         if (total) { bar.max = total; bar.value = done || 0; }
