@@ -80,6 +80,8 @@ def test_submit_wait_exit_codes(tmp_path: Path, tiny_model: Path) -> None:
                 "--wait",
                 "--junit",
                 str(tmp_path / "fail.xml"),
+                "--json",
+                str(tmp_path / "fail.json"),
                 token=token,
                 server_url=s.url,
             )
@@ -95,6 +97,10 @@ def test_submit_wait_exit_codes(tmp_path: Path, tiny_model: Path) -> None:
             answered, high = int(stop.group(1)), float(stop.group(3))
             assert 419 <= answered < 1319 and high < 0.683  # 419 wrong answers leave at most 900 right
             assert "decided early: fail (stopped at" in failing.stdout
+            # the running estimate, kept with the run, ends at the shard that decided, with the failure's bound
+            estimate = json.loads((tmp_path / "fail.json").read_text())["run"]["estimate"]
+            assert estimate["total"] == 1319 and estimate["points"][-1][0] == answered
+            assert estimate["points"][-1][3] == pytest.approx(high, abs=1e-4)
 
             smoke = gate(
                 "submit",

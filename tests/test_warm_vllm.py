@@ -1,7 +1,7 @@
 """A warm engine on vLLM's CPU build (marked vllm: GATE_VLLM_PYTHON): one `gate worker --backend vllm --warm-engine`
-starts one vLLM server for two accuracy runs and a smoke run of the tiny Qwen3, replaces it for other engine
-arguments (the old process group gone first), starts a killed one again, fails a run whose engine cannot start as
-infrastructure, and stops it when drained."""
+starts one vLLM server for two accuracy runs, a smoke run and an alignment probe of the tiny Qwen3, replaces it for
+other engine arguments (the old process group gone first), starts a killed one again, fails a run whose engine cannot
+start as infrastructure, and stops it when drained."""
 
 from __future__ import annotations
 
@@ -61,6 +61,11 @@ def servers(worker: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+def completions(work_dir: Path) -> int:
+    """Requests the first warm server answered on /v1/completions (its access log)."""
+    return (work_dir / "warm" / "engine-1.log").read_text().count("POST /v1/completions")
+
+
 def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
     vllm_python: str, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -88,6 +93,18 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
             assert smoke.status_code == 201, smoke.text
             smoked = api.wait(smoke.json()["id"], timeout=300)
             assert servers(worker) == [engine]
+            probe = api.http.post(
+                "/api/v1/alignment/runs",
+                json={"candidate": {"model": str(tiny_model), "backend": "vllm", "dtype": "float32",
+                                    "engine_args": {"max_model_len": 512, "enforce_eager": True}},
+                      "probes": {"set": "texts", "texts": ["Natalia sold clips to 48 of her friends.", "2 + 3 = 5"]}},
+                headers=api.headers["submit"],
+            )  # fmt: skip
+            assert probe.status_code == 201, probe.text
+            before = completions(tmp_path / "warm")
+            aligned = api.wait(probe.json()["id"], timeout=300)
+            asked = completions(tmp_path / "warm") - before
+            assert servers(worker) == [engine]
 
             old_group = os.getpgid(engine.pid)
             other, _ = timed(api, accuracy(tiny_model, 16, max_model_len=384))
@@ -108,13 +125,17 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
             process.wait(120)
     log = (tmp_path / "worker-warm.log").read_text()
 
-    for run in (first, second, smoked, other, restarted):
+    ran = (first, second, smoked, aligned, other, restarted)
+    for run in ran:
         assert run["status"] == "succeeded", run["failure_reason"]
-    used = {run["id"]: run["environment"]["warm_engine"] for run in (first, second, smoked, other, restarted)}
+    used = {run["id"]: run["environment"]["warm_engine"] for run in ran}
     print(f"first run {first_s:.1f} s, second {second_s:.1f} s; warm engines {used}")
-    for run in (first, second, smoked):
+    for run in (first, second, smoked, aligned):
         assert used[run["id"]]["used"] and used[run["id"]]["started_for_run"] == first["id"]
     assert used[first["id"]]["up_s"] < used[second["id"]]["up_s"] < used[smoked["id"]]["up_s"]
+    # the probe's vLLM side asked the warm server for prompt logprobs: float32 on both sides, so it passes
+    assert aligned["verdict"] == "pass"
+    assert asked == 2  # one request per probe text, to the warm server
     start_s = used[first["id"]]["start_s"]
     assert start_s > 5
     assert second_s < first_s - 0.7 * start_s  # the second run did not pay for the engine's start

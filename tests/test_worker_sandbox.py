@@ -43,3 +43,19 @@ def test_progress_counts_the_questions_answered_from_the_cache(tmp_path: Path) -
     evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", script], env={}, output_dir=output), output / "log")
     assert evaluation.wait(60) == 0
     assert (evaluation.done, evaluation.total) == (10, 12)
+
+
+def test_the_sharded_drivers_running_estimate_is_read_shard_by_shard(tmp_path: Path) -> None:
+    """What the heartbeat sends on: every `gate: estimate` line, in order, with the run's total."""
+    lines = [
+        "Running generate_until requests: sharded, 0 correct | 40/1319",
+        'gate: estimate {"total": 1319, "point": [40, 0, 0.0, 0.969674]}',
+        "Running generate_until requests: sharded, 1 correct | 80/1319",
+        'gate: estimate {"total": 1319, "point": [80, 1, 0.000758, 0.940106]}',
+    ]
+    script = "import sys; sys.stdout.write(" + repr("\n".join(lines) + "\n") + ")"
+    output = tmp_path / "attempt-1"
+    evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", script], env={}, output_dir=output), output / "log")
+    assert evaluation.wait(60) == 0
+    assert evaluation.estimate == {"total": 1319, "points": [[40, 0, 0.0, 0.969674], [80, 1, 0.000758, 0.940106]]}
+    assert (evaluation.done, evaluation.total) == (80, 1319)

@@ -246,8 +246,9 @@ def run_server(spec: dict[str, Any]) -> SideRecord:
 
 def run(spec: dict[str, Any]) -> SideRecord:
     """The side's record: per text and position, the actual token's logprob and the top_k alternatives."""
+    # a vLLM side with a base_url is the worker's warm engine (a run's spec may not name one: spec.check)
+    if spec["backend"] == "openai" or spec["engine_args"].get("base_url"):
+        return run_server(spec)
     if spec["backend"] in ENGINE_BACKENDS:
         return run_engine(spec)
-    if spec["backend"] == "openai":
-        return run_server(spec)
     raise SideError(f"unknown vLLM backend {spec['backend']!r}: vllm, vllm-ascend or openai")

@@ -21,7 +21,7 @@ from gate.worker import fingerprint, modelref
 from gate.worker.agent import classify, last_error, lost
 from gate.worker.client import LeaseLost, ServerRefused
 from gate.worker.config import ClaimedRun, WorkerConfig
-from gate.worker.engines import OFFLINE_ENV
+from gate.worker.engines import OFFLINE_ENV, SERVED_MODEL
 from gate.worker.process import Evaluation, Invocation
 
 if TYPE_CHECKING:
@@ -76,11 +76,16 @@ def gsm8k_dir(config: WorkerConfig) -> Path | None:
 
 def _resolved(checked: dict[str, Any], config: WorkerConfig) -> dict[str, Any]:
     """The spec with each side's model as this worker loads it (a ModelScope id downloaded, a path made absolute),
-    and an openai side pointed at this worker's own server (--openai-base-url)."""
+    an openai side pointed at this worker's own server (--openai-base-url), and a vLLM candidate at the worker's
+    warm engine when it holds one for this run (gate.checks.alignment.engine)."""
     runnable = dict(checked)
     for role in ("candidate", "reference"):
         side = checked[role]
-        if side["backend"] != "openai":
+        if role == "candidate" and config.warm_base_url and side["backend"] in ("vllm", "vllm-ascend"):
+            served = {"base_url": f"{config.warm_base_url}/v1", "served_model_name": SERVED_MODEL}
+            model = modelref.resolve(side["model"], config.work_dir / "models")  # its tokenizer is read here
+            runnable[role] = {**side, "model": model, "engine_args": {**side["engine_args"], **served}}
+        elif side["backend"] != "openai":
             runnable[role] = {**side, "model": modelref.resolve(side["model"], config.work_dir / "models")}
         elif config.openai_base_url is None:
             raise ValueError(f"the {role} uses the openai backend and this worker has no server (--openai-base-url).")
