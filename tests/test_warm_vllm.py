@@ -1,7 +1,7 @@
 """A warm engine on vLLM's CPU build (marked vllm: GATE_VLLM_PYTHON): one `gate worker --backend vllm --warm-engine`
-starts one vLLM server for two accuracy runs, a smoke run and an alignment probe of the tiny Qwen3, replaces it for
-other engine arguments (the old process group gone first), starts a killed one again, fails a run whose engine cannot
-start as infrastructure, and stops it when drained."""
+starts one vLLM server for two accuracy runs, a smoke run, an alignment probe and a serving run of the tiny Qwen3;
+replaces it for other engine arguments (the old process group gone first), starts a killed one again, fails a run
+whose engine cannot start as infrastructure, and stops it when drained."""
 
 from __future__ import annotations
 
@@ -105,6 +105,16 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
             aligned = api.wait(probe.json()["id"], timeout=300)
             asked = completions(tmp_path / "warm") - before
             assert servers(worker) == [engine]
+            measured = api.http.post(
+                "/api/v1/serving/runs",
+                json={"model": str(tiny_model), "backend": "vllm", "rounds": 1, "num_prompts": 4,
+                      "engine_args": {"dtype": "float32", "max_model_len": 512, "enforce_eager": True}},
+                headers=api.headers["submit"],
+            )  # fmt: skip
+            assert measured.status_code == 201, measured.text
+            benched = api.wait(measured.json()["id"], timeout=300)
+            assert servers(worker) == [engine]
+            serving = api.http.get(f"/api/v1/runs/{benched['id']}/serving", headers=api.headers["read"]).json()
 
             old_group = os.getpgid(engine.pid)
             other, _ = timed(api, accuracy(tiny_model, 16, max_model_len=384))
@@ -125,17 +135,20 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
             process.wait(120)
     log = (tmp_path / "worker-warm.log").read_text()
 
-    ran = (first, second, smoked, aligned, other, restarted)
+    ran = (first, second, smoked, aligned, benched, other, restarted)
     for run in ran:
         assert run["status"] == "succeeded", run["failure_reason"]
     used = {run["id"]: run["environment"]["warm_engine"] for run in ran}
     print(f"first run {first_s:.1f} s, second {second_s:.1f} s; warm engines {used}")
-    for run in (first, second, smoked, aligned):
+    for run in (first, second, smoked, aligned, benched):
         assert used[run["id"]]["used"] and used[run["id"]]["started_for_run"] == first["id"]
     assert used[first["id"]]["up_s"] < used[second["id"]]["up_s"] < used[smoked["id"]]["up_s"]
     # the probe's vLLM side asked the warm server for prompt logprobs: float32 on both sides, so it passes
     assert aligned["verdict"] == "pass"
     assert asked == 2  # one request per probe text, to the warm server
+    # a serving run on the warm engine reads the engine's start-up figures from the log it has kept since
+    figures = serving["report"]["server"]
+    assert figures["kv_cache_tokens"] and figures["kv_cache_tokens"] > 512 and figures["engine_init_s"] is not None
     start_s = used[first["id"]]["start_s"]
     assert start_s > 5
     assert second_s < first_s - 0.7 * start_s  # the second run did not pay for the engine's start

@@ -211,7 +211,7 @@ class Agent:
         self.record(engine.invocation)
         self.info["warm_engine"] = engine.record()
         cold = self.config
-        self.config = replace(cold, warm_base_url=engine.base_url)
+        self.config = replace(cold, warm_base_url=engine.base_url, warm_log=engine.log_path)
         try:
             return part.execute(self, claimed, timing, renewal)
         finally:

@@ -39,4 +39,5 @@ class WorkerConfig:
     warm_engine: bool = False  # backends vllm and vllm-ascend: keep one server alive across runs (gate.worker.warm)
     warm_idle_s: float = 600.0  # stop the warm engine after this long without a run
     warm_base_url: str | None = None  # set per run: the warm server (http://127.0.0.1:PORT) the run's checks use
+    warm_log: Path | None = None  # set per run: that server's log, from its start (its start-up figures)
     extra_env: dict[str, str] = field(default_factory=dict)

@@ -100,6 +100,7 @@ class Engine:
     started_for_run: int
     start_s: float  # from the process's start to its first healthy answer
     invocation: Invocation = field(repr=False)
+    log_path: Path | None = None  # everything the server printed since it started
 
     @property
     def up_s(self) -> float:
@@ -198,7 +199,8 @@ class WarmEngines:
         log.info("warm engine: starting a vLLM server for run %s on port %d (%s)", run_id, port, key)
         started = time.monotonic()
         evaluation = Evaluation(invocation, folder.with_suffix(".log"))
-        engine = Engine(key, evaluation, f"http://{engines.HOST}:{port}", started, run_id, 0.0, invocation)
+        base_url = f"http://{engines.HOST}:{port}"
+        engine = Engine(key, evaluation, base_url, started, run_id, 0.0, invocation, folder.with_suffix(".log"))
         deadline = started + READY_LIMIT_S
         while not healthy(engine.base_url, POLL_S):
             reason = stop()

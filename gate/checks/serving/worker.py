@@ -167,11 +167,10 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
             tail = ""
         elif config.warm_base_url:  # the worker's warm engine serves this model with the spec's engine arguments
             levels = measure(session, checked, config.warm_base_url, launch.SERVED_MODEL, model_path, None)
-            found = {
-                "vllm_version": served_version(config.warm_base_url),
-                "server": serverlog.read(""),
-                "levels": levels,
-            }
+            # its start-up figures (load time, weights' memory, KV cache) are in its log from when it started
+            text = config.warm_log.read_text("utf-8", "replace") if config.warm_log else ""
+            version = served_version(config.warm_base_url)
+            found = {"vllm_version": version, "server": serverlog.read(text), "levels": levels}
             tail = ""
         else:
             found, tail = serve_and_measure(session, checked, model_path)
