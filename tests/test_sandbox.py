@@ -11,23 +11,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import psutil
 import pytest
 
 from gate.worker import sandbox
+from tests.processes import sandboxed_processes
 
 ISOLATION = pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "seccomp"])
-
-
-def sandboxed_processes() -> list[psutil.Process]:
-    """Live processes left by a sandbox: its uids (as root), or its starter's command line."""
-    found = []
-    for proc in psutil.process_iter(["uids", "cmdline", "status"]):
-        uid = proc.info["uids"].real if proc.info["uids"] else 0
-        started = uid >= sandbox.SANDBOX_UID_BASE or "gate.worker.sandbox" in " ".join(proc.info["cmdline"] or ())
-        if started and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
 
 
 @pytest.fixture(autouse=True)
