@@ -89,7 +89,8 @@ def test_forks_are_capped_and_a_fork_bomb_is_cut(namespaces: bool) -> None:
         "        break\n    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n    n += 1\nprint('forked', n)\n"
     )
     outcome = sandbox.run(count, sandbox.Limits(processes=8), namespaces=namespaces)
-    assert outcome.passed and "forked 6" in outcome.output  # of 8: the namespace's first process and the program
+    assert outcome.passed and outcome.output.startswith("forked ")
+    assert 5 <= int(outcome.output.split()[1]) <= 7  # of 8, less the program and the sandbox's own processes
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     assert sandbox.run(bomb, sandbox.Limits(timeout_s=1.0), namespaces=namespaces).reason == "timed out"
 

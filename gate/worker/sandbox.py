@@ -71,7 +71,7 @@ class Limits:
     timeout_s: float = 3.0  # the program's own time, as code_eval's default
     cpu_s: int = 10  # CPU seconds per process (RLIMIT_CPU): SIGXCPU, then SIGKILL a second later
     memory_bytes: int = 2 << 30  # address space per process (RLIMIT_AS): allocations beyond fail
-    processes: int = 32  # processes and threads, the namespace's first process included (RLIMIT_NPROC)
+    processes: int = 32  # processes and threads, the sandbox's own one or two included (RLIMIT_NPROC)
     file_bytes: int = 16 << 20  # largest file it may write, its output included (RLIMIT_FSIZE)
     open_files: int = 64  # RLIMIT_NOFILE
 
