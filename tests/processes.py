@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
+from gate.worker import sandbox
 from tests.conftest import GSM8K_DIR, make_token
 
 
@@ -118,6 +120,17 @@ def worker_process(
     return subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     )
+
+
+def sandboxed_processes() -> list[psutil.Process]:
+    """Live processes left by gate.worker.sandbox: its uids (as root), or its starter's command line."""
+    found = []
+    for proc in psutil.process_iter(["uids", "cmdline", "status"]):
+        uid = proc.info["uids"].real if proc.info["uids"] else 0
+        started = uid >= sandbox.SANDBOX_UID_BASE or "gate.worker.sandbox" in " ".join(proc.info["cmdline"] or ())
+        if started and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
 
 
 class Api:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.checks.accuracy.command import build, cache_key
+from gate.checks.accuracy.command import RefusedRun, build, cache_key
+from gate.checks.accuracy.datasets import write_overrides
 from gate.runs.options import RunOptions, resolve
 from gate.worker.agent import classify
 from gate.worker.config import WorkerConfig
@@ -136,11 +137,30 @@ def test_refusals(claimed: dict, config: WorkerConfig, message: str) -> None:
         build(claimed, claimed["model"], config)
 
 
-def test_code_tasks_run_on_sandboxed_workers_with_the_flag() -> None:
-    config = WorkerConfig(backend="hf", labels=("sandboxed",), python=PY)
+def test_code_tasks_run_on_sandboxed_workers_with_the_flag(tmp_path: Path) -> None:
+    """The flag goes with the worker's own scorer: a sandboxed worker's overrides (gate worker --label sandboxed)."""
+    include_path = write_overrides({}, tmp_path / "tasks", sandboxed=True)
+    config = WorkerConfig(backend="hf", labels=("sandboxed",), include_path=include_path, python=PY)
     argv = build({**run("hf"), "tasks": ["humaneval"]}, "/m", config).argv
     assert argv[-1] == "--confirm_run_unsafe_code"
+    assert argv[argv.index("--include_path") + 1] == str(include_path)
     assert "--confirm_run_unsafe_code" not in build(run("hf"), "/m", config).argv
+
+
+@pytest.mark.parametrize(
+    ("tasks", "include_path"),
+    [(["humaneval"], None), (["mbpp"], "written"), (["gsm8k", "humaneval_plus"], "written")],
+    ids=["no-scorer-written", "mbpp", "humaneval_plus"],
+)
+def test_a_code_task_without_a_sandboxed_scorer_is_refused(
+    tasks: list[str], include_path: str | None, tmp_path: Path
+) -> None:
+    """A sandboxed worker never lets lm-eval's own code_eval run a program: a task gate cannot score is refused."""
+    written = write_overrides({}, tmp_path / "tasks", sandboxed=True) if include_path else None
+    config = WorkerConfig(backend="hf", labels=("sandboxed",), include_path=written, python=PY)
+    with pytest.raises(RefusedRun, match="no sandboxed scorer") as refused:
+        build({**run("hf"), "tasks": tasks}, "/m", config)
+    assert str(refused.value).count(".") <= 1  # one sentence
 
 
 def test_cache_is_per_model_content_backend_device_and_model_args() -> None:

@@ -103,9 +103,10 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     work_dir = work_dir.resolve()
     include_path = None
-    if local_data:
+    sandboxed = "sandboxed" in (label or ())  # the label that lets it run model-written code, in gate.worker.sandbox
+    if local_data or sandboxed:
         try:
-            include_path = datasets.write_overrides(_local_data(local_data), work_dir / "tasks")
+            include_path = datasets.write_overrides(_local_data(local_data or []), work_dir / "tasks", sandboxed)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

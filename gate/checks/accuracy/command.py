@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gate.checks.accuracy import code_tasks
 from gate.runs.options import CODE_EXECUTING_TASKS, ModelArgs, RunOptions, check_model_ref, check_task
 from gate.worker.config import ClaimedRun, WorkerConfig
 from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV, SERVED_MODEL
@@ -120,9 +121,11 @@ def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Pa
     check_model_ref(run["model"])
     if options.model_args.trust_remote_code and not config.allow_trust_remote_code:
         raise RefusedRun("trust_remote_code is not allowed on this worker (--allow-trust-remote-code)")
-    code_tasks = sorted(set(tasks) & CODE_EXECUTING_TASKS)
-    if code_tasks and "sandboxed" not in config.labels:
-        raise RefusedRun(f"{', '.join(code_tasks)} execute model-written code: only sandboxed workers run them")
+    unsafe = sorted(set(tasks) & CODE_EXECUTING_TASKS)
+    if unsafe and "sandboxed" not in config.labels:
+        raise RefusedRun(f"{', '.join(unsafe)} execute model-written code: only sandboxed workers run them")
+    if unscored := [task for task in unsafe if not sandboxed_scorer(task, config)]:
+        raise RefusedRun(f"{', '.join(unscored)}: this worker has no sandboxed scorer for it; it would run unconfined")
 
     output_dir = config.work_dir / f"run-{run['run_id']}" / f"attempt-{run.get('attempt', 1)}"
     model, args = model_args(config.backend, model_path, options.model_args, config, bool(options.apply_chat_template))
@@ -177,9 +180,15 @@ def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Pa
         argv += ["--include_path", str(config.include_path)]
     if cache_path is not None:
         argv += ["--use_cache", str(cache_path)]
-    if code_tasks:
+    if unsafe:  # scored in gate.worker.sandbox (gate.checks.accuracy.code_eval), never by lm-eval's own code_eval
         argv += ["--confirm_run_unsafe_code"]
     return Invocation(argv=argv, env=environment(config), output_dir=output_dir)
+
+
+def sandboxed_scorer(task: str, config: WorkerConfig) -> bool:
+    """Whether the worker's task overrides score `task` in the sandbox (gate worker --label sandboxed writes them)."""
+    override = None if config.include_path is None else config.include_path / f"{task}.yaml"
+    return task in code_tasks.SANDBOXED and override is not None and override.is_file()
 
 
 def sharding(run: ClaimedRun, options: RunOptions, tasks: list[str]) -> dict[str, Any] | None:
