@@ -56,6 +56,7 @@ def side_processes(worker: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # processes; the store: API tests, both
 def test_a_worker_probes_passes_fails_and_refuses_another_tokenizer(
     database_url: str, tmp_path: Path, models: dict[str, str]
 ) -> None:
@@ -110,6 +111,7 @@ def test_a_worker_probes_passes_fails_and_refuses_another_tokenizer(
     )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # processes; the store: API tests, both
 def test_a_cancel_stops_the_side_that_is_running(database_url: str, tmp_path: Path, models: dict[str, str]) -> None:
     with server(database_url, tmp_path) as s:
         api = Api(s)

@@ -37,6 +37,7 @@ def generating(worker: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # processes; the store: API tests, both
 def test_a_worker_generates_the_cards_prompts_and_the_server_judges(
     database_url: str, tmp_path: Path, tiny_model: Path
 ) -> None:

@@ -57,6 +57,7 @@ def stop(*processes) -> None:
             p.kill()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # processes; the store: API tests, both
 def test_worker_runs_a_real_evaluation(database_url: str, tmp_path: Path, tiny_model: Path) -> None:
     with server(database_url, tmp_path) as s:
         api = Api(s)
@@ -85,6 +86,7 @@ def test_worker_runs_a_real_evaluation(database_url: str, tmp_path: Path, tiny_m
     assert len(samples) == 8 and all(s["question"] for s in samples)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # processes; the store: API tests, both
 def test_user_errors_are_not_retried(database_url: str, tmp_path: Path, tiny_model: Path) -> None:
     with server(database_url, tmp_path) as s:
         api = Api(s)

@@ -17,7 +17,9 @@ from gate.worker.config import ClaimedRun, WorkerConfig
 from gate.worker.engines import ASCEND_ENV, OFFLINE_ENV, SERVED_MODEL
 from gate.worker.process import Invocation
 
-SHARDED_TASKS = frozenset({"gsm8k"})  # generate_until tasks with one request per document, checked by the driver
+# generate_until tasks with one request per document, checked by the driver, and their folder in lm-eval's tasks:
+# the driver indexes only that folder (indexing all of lm-eval's tasks costs 15 s of every run's start)
+SHARDED_TASKS = {"gsm8k": "gsm8k"}
 
 
 class RefusedRun(ValueError):
@@ -141,6 +143,7 @@ def build(run: ClaimedRun, model_path: str, config: WorkerConfig, cache_path: Pa
             "fewshot_as_multiturn": options.fewshot_as_multiturn,
             "gen_kwargs": _gen_kwargs(options),
             "include_path": None if config.include_path is None else str(config.include_path),
+            "task_dirs": [SHARDED_TASKS[tasks[0]]],
             "rules": rules,
         }
         # beside the attempt's folder, which the evaluation empties when it starts

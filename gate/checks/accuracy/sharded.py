@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gate.checks.accuracy import judge
+from gate.checks.accuracy import datasets, judge
 from gate.verdicts import sequential, trail
 
 SHARD_SIZE = 40  # questions per shard: stop rules are asked after each
@@ -178,8 +178,12 @@ def run(job: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     from lm_eval.utils import handle_non_serializable, simple_parse_args_string
 
     model, model_args = job["model"], job["model_args"]
-    include = [job["include_path"]] if job.get("include_path") else None
-    manager = TaskManager(include_path=include, metadata=simple_parse_args_string(model_args))
+    # only the task's own folder of lm-eval's tasks, then the worker's overrides, which win a name both hold
+    folders = [str(datasets.lm_eval_tasks_dir() / folder) for folder in job.get("task_dirs", [])]
+    include = folders + ([job["include_path"]] if job.get("include_path") else [])
+    manager = TaskManager(
+        include_path=include or None, include_defaults=not folders, metadata=simple_parse_args_string(model_args)
+    )
     tasks = manager.load(job["tasks"])["tasks"]
     if len(tasks) != 1:
         raise ValueError(f"the sharded driver runs one task, not {sorted(tasks)}")
