@@ -1,7 +1,8 @@
-"""Air-gapped datasets: lm-eval's own task config with only its data source pointed at local files.
+"""`--local-data TASK=DIR`: a task's split files laid out as an entry of a dataset mirror (gate.checks.accuracy.mirror).
 
-The override folder is passed with --include_path; lm-eval then loads our `gsm8k.yaml`, which `include:`s the
-upstream file, so prompt, few-shot, generation settings and filters stay upstream's and the task keeps its name.
+The entry has the hub repo's shape (a README.md whose `configs:` block names the split files, links to DIR's), and
+the task's override is the mirror's: upstream's task file `include:`d, only `dataset_path` changed. The upstream
+file of each task is known here, so no task index is read.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import yaml
 
-# task -> (upstream config relative to lm_eval/tasks, split files expected in the local folder)
+from gate.checks.accuracy import mirror
+
+# task -> (upstream config relative to lm_eval/tasks, hub dataset, its config, split files expected in DIR)
 LOCAL_TASKS = {
-    "gsm8k": ("gsm8k/gsm8k.yaml", {"train": "train.jsonl", "test": "test.jsonl"}),
+    "gsm8k": ("gsm8k/gsm8k.yaml", "openai/gsm8k", "main", {"train": "train.jsonl", "test": "test.jsonl"}),
 }
 
 
@@ -22,23 +25,32 @@ def lm_eval_tasks_dir() -> Path:
     return Path(lm_eval.tasks.__file__).resolve().parent
 
 
-def write_overrides(data_dirs: dict[str, Path], out_dir: Path) -> Path:
-    """Write one override per task that has a local copy; returns the folder for --include_path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_entry(dataset: str, config: str, files: dict[str, Path], mirror_dir: Path) -> Path:
+    """A mirror entry for one config of a dataset: links to the split files and the README naming them."""
+    entry = mirror_dir / dataset
+    (entry / config).mkdir(parents=True, exist_ok=True)
+    data_files = []
+    for split, path in files.items():
+        link = entry / config / path.name
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+        data_files.append({"split": split, "path": f"{config}/{path.name}"})
+    card = {"configs": [{"config_name": config, "data_files": data_files}]}
+    (entry / "README.md").write_text(f"---\n{yaml.safe_dump(card, sort_keys=False)}---\n")
+    return entry
+
+
+def write_overrides(data_dirs: dict[str, Path], out_dir: Path, mirror_dir: Path) -> Path:
+    """Lay out each task's local files in mirror_dir and write its override; returns the folder for --include_path."""
     upstream_root = lm_eval_tasks_dir()
     for task, data_dir in data_dirs.items():
         if task not in LOCAL_TASKS:
             raise ValueError(f"no local-data override is known for task {task!r} (known: {', '.join(LOCAL_TASKS)})")
-        upstream, splits = LOCAL_TASKS[task]
-        files = {split: str((data_dir / name).resolve()) for split, name in splits.items()}
-        missing = [path for path in files.values() if not Path(path).is_file()]
+        upstream, dataset, config, splits = LOCAL_TASKS[task]
+        files = {split: data_dir / name for split, name in splits.items()}
+        missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"local data for {task} is missing: {', '.join(missing)}")
-        override = {
-            "include": str(upstream_root / upstream),
-            "dataset_path": "json",
-            "dataset_name": None,
-            "dataset_kwargs": {"data_files": files},
-        }
-        (out_dir / f"{task}.yaml").write_text(yaml.safe_dump(override, sort_keys=False))
+        entry = write_entry(dataset, config, files, mirror_dir)
+        mirror.write_override(task, upstream_root / upstream, entry, out_dir)
     return out_dir

@@ -7,12 +7,13 @@ command, lets the agent supervise it, and uploads the results exactly once.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from gate.checks.accuracy import command, generation
+from gate.checks.accuracy import command, generation, mirror
 from gate.runs.options import RunOptions
 from gate.worker import fingerprint, modelref
 from gate.worker.agent import classify, last_error, lost
@@ -34,6 +35,9 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     model_fingerprint = None
     try:
         options = RunOptions.model_validate(claimed.get("options") or {})
+        if config.dataset_mirror is not None:  # before the model is fetched: a task it cannot serve is refused
+            tasks_dir = config.work_dir / f"run-{run_id}" / f"attempt-{claimed.get('attempt', 1)}.tasks"
+            config = replace(config, include_path=mirror.prepare(claimed["tasks"], config.dataset_mirror, tasks_dir))
         model_path = modelref.resolve(claimed["model"], config.work_dir / "models")
         cache_path = None  # no fingerprint, no cache: answers cached under a name could be another model's
         if config.backend != "openai":  # an OpenAI-compatible server's weights are out of sight
