@@ -11,7 +11,7 @@ from gate.cli.admin import fail
 
 app = typer.Typer(help="Local dataset mirrors for air-gapped workers (gate worker --dataset-mirror).")
 
-MIRROR_HELP = "the mirror: DIR/ORG/NAME as `hf download --repo-type dataset ORG/NAME --local-dir DIR/ORG/NAME` writes it"
+MIRROR_HELP = "DIR/ORG/NAME as `hf download --repo-type dataset ORG/NAME --local-dir DIR/ORG/NAME` writes it"
 
 
 @app.command("check")

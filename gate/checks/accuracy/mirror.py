@@ -123,8 +123,10 @@ def describe(gaps: list[Gap]) -> str:
             )
         else:
             configs = [g.leaf.config or "default" for g in group if g.missing == "config"]
-            splits = [f"{g.leaf.config or 'default'}: {', '.join(g.splits)}" for g in group if g.splits]
-            what = " and ".join(filter(None, (_named("config", configs), _named("split", splits))))
+            splits = [
+                f"{_named('split', list(g.splits))} of config {g.leaf.config or 'default'}" for g in group if g.splits
+            ]
+            what = " and ".join(filter(None, (_named("config", configs), *splits)))
             clauses.append(f"{dataset} {what} under {group[0].folder} (README.md `configs:` entries and their files)")
     return "; ".join(clauses)
 
