@@ -98,7 +98,7 @@ def gsm8k_overrides(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from gate.checks.accuracy.datasets import write_overrides
 
     folder = tmp_path_factory.mktemp("local-data")
-    return write_overrides({"gsm8k": GSM8K_DIR}, folder / "tasks", folder / "mirror")
+    return write_overrides({"gsm8k": GSM8K_DIR}, folder / "tasks", folder / "mirror").include_path
 
 
 @pytest.fixture(scope="session")

@@ -124,7 +124,7 @@ def test_a_config_without_a_split_the_task_reads_is_not_served(tmp_path: Path) -
 def test_overrides_change_only_the_data_source_of_each_leaf_task(full_mirror: Path, tmp_path: Path) -> None:
     from lm_eval.tasks import TaskManager
 
-    tasks = mirror.prepare(["mmlu", "gsm8k"], full_mirror, tmp_path / "tasks")
+    tasks = mirror.prepare(["mmlu", "gsm8k"], full_mirror, tmp_path / "tasks").include_path
     assert len(list(tasks.glob("*.yaml"))) == 58
     assert yaml.safe_load((tasks / "mmlu_anatomy.yaml").read_text()) == {
         "include": str(lm_eval_tasks_dir() / "mmlu" / "default" / "mmlu_anatomy.yaml"),
@@ -138,6 +138,20 @@ def test_overrides_change_only_the_data_source_of_each_leaf_task(full_mirror: Pa
     assert loaded["gsm8k"].config.num_fewshot == 5 and loaded["gsm8k"].config.dataset_name == "main"
 
 
+def test_a_mirror_entry_changed_in_place_gets_a_datasets_cache_of_its_own(tmp_path: Path) -> None:
+    root, shared = tmp_path / "mirror", str(tmp_path / "shared-cache")
+    write_mmlu(root, ["anatomy"], test_rows=1)
+    before = mirror.prepare(["mmlu_anatomy"], root, tmp_path / "tasks").content
+    assert datasets.load_dataset(str(root / "cais" / "mmlu"), "anatomy", cache_dir=shared)["test"].num_rows == 1
+    write_mmlu(root, ["anatomy"], test_rows=2)  # a newer snapshot: the same files' names, other rows
+    after = mirror.prepare(["mmlu_anatomy"], root, tmp_path / "tasks").content
+    # the library keys a local folder's cache on its README alone: one cache for both contents reads stale rows
+    assert datasets.load_dataset(str(root / "cais" / "mmlu"), "anatomy", cache_dir=shared)["test"].num_rows == 1
+    assert before != after
+    fresh = str(tmp_path / after)
+    assert datasets.load_dataset(str(root / "cais" / "mmlu"), "anatomy", cache_dir=fresh)["test"].num_rows == 2
+
+
 def test_humaneval_entry_holds_the_164_problems(full_mirror: Path) -> None:
     # humaneval's task names no config: lm-eval asks for the snapshot's only one, as here
     entry = datasets.load_dataset(str(full_mirror / "openai" / "openai_humaneval"), None)
@@ -146,7 +160,7 @@ def test_humaneval_entry_holds_the_164_problems(full_mirror: Path) -> None:
 
 
 def test_local_data_is_laid_out_as_a_mirror_entry(tmp_path: Path) -> None:
-    tasks = write_overrides({"gsm8k": GSM8K_DIR}, tmp_path / "tasks", tmp_path / "mirror")
+    tasks = write_overrides({"gsm8k": GSM8K_DIR}, tmp_path / "tasks", tmp_path / "mirror").include_path
     entry = tmp_path / "mirror" / "openai" / "gsm8k"
     assert yaml.safe_load((tasks / "gsm8k.yaml").read_text()) == {
         "include": str(lm_eval_tasks_dir() / "gsm8k" / "gsm8k.yaml"),

@@ -110,7 +110,7 @@ def worker(
         raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     work_dir = work_dir.resolve()
-    include_path = None
+    include_path, extra_env = None, {}
     if local_data and dataset_mirror:
         raise typer.BadParameter("give --local-data or --dataset-mirror, not both: put the local files into the mirror")
     if dataset_mirror is not None and not dataset_mirror.is_dir():
@@ -118,7 +118,9 @@ def worker(
     if local_data:
         try:
             entries = work_dir / "local-data"  # the local files as entries of a dataset mirror
-            include_path = datasets.write_overrides(_local_data(local_data), work_dir / "tasks", entries)
+            prepared = datasets.write_overrides(_local_data(local_data), work_dir / "tasks", entries)
+            include_path = prepared.include_path
+            extra_env["HF_DATASETS_CACHE"] = str(work_dir / "datasets" / prepared.content)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -135,6 +137,7 @@ def worker(
         openai_tokenizer=openai_tokenizer,
         warm_engine=warm_engine,
         warm_idle_s=warm_idle_s,
+        extra_env=extra_env,
     )
     timing = agent.Timing(
         heartbeat_s=heartbeat_s,

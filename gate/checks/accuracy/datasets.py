@@ -40,8 +40,8 @@ def write_entry(dataset: str, config: str, files: dict[str, Path], mirror_dir: P
     return entry
 
 
-def write_overrides(data_dirs: dict[str, Path], out_dir: Path, mirror_dir: Path) -> Path:
-    """Lay out each task's local files in mirror_dir and write its override; returns the folder for --include_path."""
+def write_overrides(data_dirs: dict[str, Path], out_dir: Path, mirror_dir: Path) -> mirror.Prepared:
+    """Lay out each task's local files in mirror_dir and write its override."""
     upstream_root = lm_eval_tasks_dir()
     for task, data_dir in data_dirs.items():
         if task not in LOCAL_TASKS:
@@ -53,4 +53,4 @@ def write_overrides(data_dirs: dict[str, Path], out_dir: Path, mirror_dir: Path)
             raise FileNotFoundError(f"local data for {task} is missing: {', '.join(missing)}")
         entry = write_entry(dataset, config, files, mirror_dir)
         mirror.write_override(task, upstream_root / upstream, entry, out_dir)
-    return out_dir
+    return mirror.Prepared(out_dir, mirror.content([mirror_dir]))

@@ -11,8 +11,9 @@ a folder passed as `--include_path`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,14 @@ class Gap:
     missing: str  # "dataset", "config", "splits" or "unsupported"
     folder: Path
     splits: tuple[str, ...] = ()  # the missing splits
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run's tasks pointed at the mirror."""
+
+    include_path: Path  # the overrides, for --include_path
+    content: str  # a digest of every file of the run's datasets: the key of their datasets cache
 
 
 @functools.cache
@@ -144,9 +153,9 @@ def _by_dataset(gaps: list[Gap]) -> Iterator[tuple[str | None, list[Gap]]]:
     yield from datasets.items()
 
 
-def prepare(tasks: list[str], mirror: Path, out_dir: Path) -> Path:
-    """Check the mirror serves every leaf of the named tasks and write their overrides; returns the folder for
-    --include_path. Raises NotInMirror, one sentence, before lm-eval starts."""
+def prepare(tasks: list[str], mirror: Path, out_dir: Path) -> Prepared:
+    """Check the mirror serves every leaf of the named tasks and write their overrides. Raises NotInMirror, one
+    sentence, before lm-eval starts."""
     shutil.rmtree(out_dir, ignore_errors=True)  # an earlier server's run of this id may have left other overrides
     served: dict[str, Leaf] = {}
     for name in tasks:
@@ -159,7 +168,20 @@ def prepare(tasks: list[str], mirror: Path, out_dir: Path) -> Path:
     for leaf in served.values():
         assert leaf.upstream is not None and leaf.dataset is not None  # a leaf without them has a gap
         write_override(leaf.task, leaf.upstream, mirror / leaf.dataset, out_dir)
-    return out_dir
+    return Prepared(out_dir, content(mirror / str(leaf.dataset) for leaf in served.values()))
+
+
+def content(folders: Iterable[Path]) -> str:
+    """A digest of every file under the folders (path, size, modification time). The datasets library keys a local
+    folder's cache on its README alone, so without a cache per content a mirror entry changed in place (a newer
+    snapshot, other rows) would be read from the old one's arrow files."""
+    digest = hashlib.sha256()
+    for folder in sorted(set(folders)):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():  # a link counts as the file it points to
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def write_override(task: str, upstream: Path, folder: Path, out_dir: Path) -> None:
