@@ -16,6 +16,8 @@ import yaml
 
 from gate.checks.accuracy import mirror
 from gate.checks.accuracy.datasets import lm_eval_tasks_dir, write_overrides
+from gate.checks.alignment.worker import gsm8k_dir
+from gate.worker.config import WorkerConfig
 from tests.conftest import GSM8K_DIR
 from tests.mirrors import humaneval_rows, mmlu_rows, write_dataset, write_gsm8k, write_humaneval, write_math, write_mmlu
 
@@ -172,3 +174,22 @@ def test_local_data_is_laid_out_as_a_mirror_entry(tmp_path: Path) -> None:
         "  - split: test\n    path: main/test.jsonl\n---\n"
     )
     assert mirror.gap(mirror.leaves("gsm8k")[0], tmp_path / "mirror") is None
+
+
+def test_alignment_probes_find_gsm8k_in_the_local_data_or_the_mirror(partial_mirror: Path, tmp_path: Path) -> None:
+    tasks = write_overrides({"gsm8k": GSM8K_DIR}, tmp_path / "tasks", tmp_path / "local").include_path
+    assert gsm8k_dir(WorkerConfig("hf", include_path=tasks)) == tmp_path / "local" / "openai" / "gsm8k" / "main"
+    assert gsm8k_dir(WorkerConfig("hf", dataset_mirror=partial_mirror)) == partial_mirror / "openai" / "gsm8k" / "main"
+    assert gsm8k_dir(WorkerConfig("hf", dataset_mirror=tmp_path)) is None
+
+
+def test_a_worker_takes_local_data_or_a_mirror_not_both(tmp_path: Path) -> None:
+    both = gate(
+        "worker", "--server", "http://127.0.0.1:9", "--token", "t", "--backend", "hf",
+        "--local-data", f"gsm8k={GSM8K_DIR}", "--dataset-mirror", str(tmp_path),
+    )  # fmt: skip
+    assert (both.returncode, both.stdout) == (2, "")
+    assert both.stderr == (
+        "error: Invalid value: give --local-data or --dataset-mirror, not both: put the local files into the mirror "
+        "(see gate worker --help)\n"
+    )
