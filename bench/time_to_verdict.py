@@ -102,7 +102,7 @@ def main() -> None:
     vllm = parser.parse_args().vllm
     work = Path(tempfile.mkdtemp(prefix="ttv-"))
     tiny = build(work / "tiny", GSM8K)
-    overrides = write_overrides({"gsm8k": GSM8K}, work / "tasks")
+    overrides = write_overrides({"gsm8k": GSM8K}, work / "tasks", work / "mirror").include_path
     if vllm:
         broken_vllm(work, tiny, overrides)
         return

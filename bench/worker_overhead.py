@@ -97,7 +97,7 @@ def through_gate(client: httpx.Client, model: Path) -> float:
 
 def bare(model: Path, work: Path, n: int) -> float:
     """The command a user runs by hand: the very argument list the worker builds, without gate around it."""
-    include = datasets.write_overrides({"gsm8k": GSM8K}, work / "tasks")
+    include = datasets.write_overrides({"gsm8k": GSM8K}, work / "tasks", work / "mirror").include_path
     config = command.WorkerConfig(backend="hf", work_dir=work / "bare", include_path=include)
     invocation = command.build({"run_id": n, "attempt": 1, **smoke(model, 8, 64)}, str(model), config)
     started = time.perf_counter()

@@ -97,7 +97,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gsm8k_overrides(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from gate.checks.accuracy.datasets import write_overrides
 
-    return write_overrides({"gsm8k": GSM8K_DIR}, tmp_path_factory.mktemp("tasks"))
+    folder = tmp_path_factory.mktemp("local-data")
+    return write_overrides({"gsm8k": GSM8K_DIR}, folder / "tasks", folder / "mirror").include_path
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,8 @@ def outputs(out_dir: Path) -> tuple[Path, list[Path]]:
     return results[0], sorted(out_dir.rglob("samples_*.jsonl"))
 
 
-def run_lm_eval(args: list[str], out_dir: Path) -> tuple[Path, list[Path]]:
-    env = {**os.environ, **OFFLINE_ENV}
+def run_lm_eval(args: list[str], out_dir: Path, **extra_env: str) -> tuple[Path, list[Path]]:
+    env = {**os.environ, **OFFLINE_ENV, **extra_env}
     proc = subprocess.run(
         [*LM_EVAL, *args, "--output_path", str(out_dir), "--log_samples"],
         env=env,

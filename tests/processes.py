@@ -88,6 +88,7 @@ def worker_process(
     extra: tuple[str, ...] = (),
     python: str = sys.executable,
     env: dict[str, str] | None = None,
+    data: tuple[str, ...] = ("--local-data", f"gsm8k={GSM8K_DIR}"),
 ) -> subprocess.Popen:
     """A `gate worker` process; `python` may be another environment's interpreter (the vLLM one)."""
     argv = [
@@ -105,8 +106,7 @@ def worker_process(
         name,
         "--work-dir",
         str(work_dir),
-        "--local-data",
-        f"gsm8k={GSM8K_DIR}",
+        *data,
         "--claim-wait-s",
         "2",
         "--heartbeat-s",  # a third of the servers' 30 s lease: the worker's 30 s default would let it lapse

@@ -74,6 +74,7 @@ NAMES_A_KIND = {
     "gate/dashboard/routes.py": {"gate.checks.accuracy.profile", "gate.checks.accuracy.queries"},  # samples browser
     "gate/dashboard/views.py": {"gate.checks.accuracy.judge", "gate.checks.accuracy.models"},  # compare, spreads
     "gate/cli/worker.py": {"gate.checks.accuracy.datasets"},  # --local-data: lm-eval task overrides
+    "gate/cli/datasets.py": {"gate.checks.accuracy.mirror"},  # `gate datasets check`: lm-eval tasks in a mirror
 }
 
 

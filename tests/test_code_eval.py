@@ -38,7 +38,7 @@ def test_pass_at_k_runs_prompt_completion_and_test_as_one_program() -> None:
 
 def test_the_override_is_upstreams_config_with_our_functions() -> None:
     upstream_file = lm_eval_tasks_dir() / code_tasks.SANDBOXED["humaneval"]
-    ours = code_tasks.config("humaneval", lm_eval_tasks_dir())
+    ours = code_tasks.config(upstream_file)
     upstream = yaml.load(upstream_file.read_text(), Loader=Tagged)
     functions = {"metric_list", "filter_list"}
     assert {k: v for k, v in ours.items() if k not in functions} == {
@@ -54,4 +54,4 @@ def test_an_upstream_function_we_do_not_replace_is_refused(tmp_path: Path) -> No
     (tmp_path / "humaneval").mkdir()
     (tmp_path / "humaneval" / "humaneval.yaml").write_text("task: humaneval\nmetric: !function utils.new_metric\n")
     with pytest.raises(ValueError, match=r"utils\.new_metric"):
-        code_tasks.config("humaneval", tmp_path)
+        code_tasks.config(tmp_path / "humaneval" / "humaneval.yaml")

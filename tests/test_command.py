@@ -139,7 +139,7 @@ def test_refusals(claimed: dict, config: WorkerConfig, message: str) -> None:
 
 def test_code_tasks_run_on_sandboxed_workers_with_the_flag(tmp_path: Path) -> None:
     """The flag goes with the worker's own scorer: a sandboxed worker's overrides (gate worker --label sandboxed)."""
-    include_path = write_overrides({}, tmp_path / "tasks", sandboxed=True)
+    include_path = write_overrides({}, tmp_path / "tasks", tmp_path / "mirror", sandboxed=True).include_path
     config = WorkerConfig(backend="hf", labels=("sandboxed",), include_path=include_path, python=PY)
     argv = build({**run("hf"), "tasks": ["humaneval"]}, "/m", config).argv
     assert argv[-1] == "--confirm_run_unsafe_code"
@@ -156,7 +156,7 @@ def test_a_code_task_without_a_sandboxed_scorer_is_refused(
     tasks: list[str], include_path: str | None, tmp_path: Path
 ) -> None:
     """A sandboxed worker never lets lm-eval's own code_eval run a program: a task gate cannot score is refused."""
-    written = write_overrides({}, tmp_path / "tasks", sandboxed=True) if include_path else None
+    written = write_overrides({}, tmp_path / "tasks", tmp_path / "mirror", True).include_path if include_path else None
     config = WorkerConfig(backend="hf", labels=("sandboxed",), include_path=written, python=PY)
     with pytest.raises(RefusedRun, match="no sandboxed scorer") as refused:
         build({**run("hf"), "tasks": tasks}, "/m", config)

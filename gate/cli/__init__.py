@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from typer._click import exceptions as click  # typer 0.2x vendors click: its own exception classes
 
 from gate import checks
-from gate.cli import admin, gating, serve, webhooks, worker
+from gate.cli import admin, datasets, gating, serve, webhooks, worker
 from gate.settings import get_settings
 
 # Plain click help at up to 120 columns: typer's rich panels cut long option names at 80 columns.
@@ -37,6 +37,7 @@ app.add_typer(admin.db, name="db")
 app.add_typer(admin.token, name="token")
 app.add_typer(admin.baselines, name="baselines")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(datasets.app, name="datasets")
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("submit")(gating.submit)

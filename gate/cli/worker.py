@@ -47,6 +47,14 @@ def worker(
             help="TASK=DIR: evaluate TASK on local files (air-gapped), e.g. gsm8k=/data/gsm8k", metavar="LOCAL_DATA"
         ),
     ] = None,
+    dataset_mirror: Annotated[
+        Path | None,
+        typer.Option(
+            help="evaluate every task from local datasets: DIR/ORG/NAME as `hf download --repo-type dataset ORG/NAME "
+            "--local-dir DIR/ORG/NAME` writes it (air-gapped)",
+            metavar="DIR",
+        ),
+    ] = None,
     work_dir: Annotated[Path, typer.Option(metavar="WORK_DIR", help="outputs, logs and response caches")] = Path(
         ".gate-worker"
     ),
@@ -102,11 +110,19 @@ def worker(
         raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     work_dir = work_dir.resolve()
-    include_path = None
+    include_path, extra_env = None, {}
     sandboxed = "sandboxed" in (label or ())  # the label that lets it run model-written code, in gate.worker.sandbox
+    if local_data and dataset_mirror:
+        raise typer.BadParameter("give --local-data or --dataset-mirror, not both: put the local files into the mirror")
+    if dataset_mirror is not None and not dataset_mirror.is_dir():
+        raise typer.BadParameter(f"{dataset_mirror} is not a folder", param_hint="--dataset-mirror")
     if local_data or sandboxed:
         try:
-            include_path = datasets.write_overrides(_local_data(local_data or []), work_dir / "tasks", sandboxed)
+            entries = work_dir / "local-data"  # the local files as entries of a dataset mirror
+            data = _local_data(local_data or [])
+            prepared = datasets.write_overrides(data, work_dir / "tasks", entries, sandboxed)
+            include_path = prepared.include_path
+            extra_env["HF_DATASETS_CACHE"] = str(work_dir / "datasets" / prepared.content)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -116,12 +132,14 @@ def worker(
         devices=_devices(devices),
         work_dir=work_dir,
         include_path=include_path,
+        dataset_mirror=None if dataset_mirror is None else dataset_mirror.resolve(),
         allow_trust_remote_code=allow_trust_remote_code,
         openai_base_url=openai_base_url,
         openai_model=openai_model,
         openai_tokenizer=openai_tokenizer,
         warm_engine=warm_engine,
         warm_idle_s=warm_idle_s,
+        extra_env=extra_env,
     )
     timing = agent.Timing(
         heartbeat_s=heartbeat_s,

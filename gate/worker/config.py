@@ -30,7 +30,8 @@ class WorkerConfig:
     labels: tuple[str, ...] = ()
     devices: tuple[int, ...] = ()
     work_dir: Path = Path(".gate-worker")
-    include_path: Path | None = None  # air-gapped task overrides (the accuracy kind's --local-data)
+    include_path: Path | None = None  # lm-eval task overrides: --local-data's, or set per run from dataset_mirror
+    dataset_mirror: Path | None = None  # datasets as the hub's client writes them: MIRROR/ORG/NAME (--dataset-mirror)
     allow_trust_remote_code: bool = False
     openai_base_url: str | None = None  # the running OpenAI-compatible server (backend openai)
     openai_model: str | None = None

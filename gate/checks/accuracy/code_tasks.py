@@ -37,10 +37,9 @@ _Loader.add_constructor("!function", lambda loader, node: Function(loader.constr
 _Dumper.add_representer(Function, lambda dumper, value: dumper.represent_scalar("!function", str(value)))
 
 
-def config(task: str, tasks_dir: Path) -> dict[str, Any]:
-    """Upstream's config of a sandboxed task, its functions replaced by ours."""
-    upstream = yaml.load((tasks_dir / SANDBOXED[task]).read_text(), Loader=_Loader)  # a SafeLoader
-    return _retarget(upstream)
+def config(upstream: Path) -> dict[str, Any]:
+    """Upstream's config of a sandboxed task (its file), its functions replaced by ours."""
+    return _retarget(yaml.load(upstream.read_text(), Loader=_Loader))  # a SafeLoader
 
 
 def _retarget(value: Any) -> Any:

@@ -1,22 +1,23 @@
-"""Air-gapped datasets: lm-eval's own task config with only its data source pointed at local files.
+"""`--local-data TASK=DIR`: a task's split files laid out as an entry of a dataset mirror (gate.checks.accuracy.mirror).
 
-The override folder is passed with --include_path; lm-eval then loads our `gsm8k.yaml`, which `include:`s the
-upstream file, so prompt, few-shot, generation settings and filters stay upstream's and the task keeps its name.
-On a sandboxed worker the folder also holds the code-executing tasks' overrides (gate.checks.accuracy.code_tasks),
-with their local data source where one is given.
+The entry has the hub repo's shape (a README.md whose `configs:` block names the split files, links to DIR's), and
+the task's override is the mirror's: upstream's task file `include:`d, only `dataset_path` changed. The upstream
+file of each task is known here, so no task index is read. On a sandboxed worker the folder also holds the
+code-executing tasks' overrides (gate.checks.accuracy.code_tasks), from local data where some is given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from gate.checks.accuracy import code_tasks
+import yaml
 
-# task -> (upstream config relative to lm_eval/tasks, split files expected in the local folder)
+from gate.checks.accuracy import code_tasks, mirror
+
+# task -> (upstream config relative to lm_eval/tasks, hub dataset, its config, split files expected in DIR)
 LOCAL_TASKS = {
-    "gsm8k": ("gsm8k/gsm8k.yaml", {"train": "train.jsonl", "test": "test.jsonl"}),
-    "humaneval": ("humaneval/humaneval.yaml", {"test": "test.jsonl"}),  # openai_humaneval's fields
+    "gsm8k": ("gsm8k/gsm8k.yaml", "openai/gsm8k", "main", {"train": "train.jsonl", "test": "test.jsonl"}),
+    "humaneval": ("humaneval/humaneval.yaml", "openai/openai_humaneval", "openai_humaneval", {"test": "test.jsonl"}),
 }
 
 
@@ -26,29 +27,43 @@ def lm_eval_tasks_dir() -> Path:
     return Path(lm_eval.tasks.__file__).resolve().parent
 
 
-def write_overrides(data_dirs: dict[str, Path], out_dir: Path, sandboxed: bool = False) -> Path:
-    """Write one override per task that has a local copy, and per sandboxed code task on a sandboxed worker;
-    returns the folder for --include_path."""
+def write_entry(dataset: str, config: str, files: dict[str, Path], mirror_dir: Path) -> Path:
+    """A mirror entry for one config of a dataset: links to the split files and the README naming them."""
+    entry = mirror_dir / dataset
+    (entry / config).mkdir(parents=True, exist_ok=True)
+    data_files = []
+    for split, path in files.items():
+        link = entry / config / path.name
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+        data_files.append({"split": split, "path": f"{config}/{path.name}"})
+    card = {"configs": [{"config_name": config, "data_files": data_files}]}
+    (entry / "README.md").write_text(f"---\n{yaml.safe_dump(card, sort_keys=False)}---\n")
+    return entry
+
+
+def write_overrides(
+    data_dirs: dict[str, Path], out_dir: Path, mirror_dir: Path, sandboxed: bool = False
+) -> mirror.Prepared:
+    """Lay out each task's local files in mirror_dir and write its override; on a sandboxed worker, the sandboxed
+    code tasks' overrides too (upstream's data source where no local copy is given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     upstream_root = lm_eval_tasks_dir()
-    overrides: dict[str, dict[str, Any]] = {}
     for task, data_dir in data_dirs.items():
         if task not in LOCAL_TASKS:
             raise ValueError(f"no local-data override is known for task {task!r} (known: {', '.join(LOCAL_TASKS)})")
-        upstream, splits = LOCAL_TASKS[task]
-        files = {split: str((data_dir / name).resolve()) for split, name in splits.items()}
-        missing = [path for path in files.values() if not Path(path).is_file()]
+        if task in code_tasks.SANDBOXED and not sandboxed:
+            raise ValueError(
+                f"{task} executes model-written code: only a worker labelled sandboxed has local data for it"
+            )
+        upstream, dataset, config, splits = LOCAL_TASKS[task]
+        files = {split: data_dir / name for split, name in splits.items()}
+        missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"local data for {task} is missing: {', '.join(missing)}")
-        overrides[task] = {
-            "include": str(upstream_root / upstream),
-            "dataset_path": "json",
-            "dataset_name": None,
-            "dataset_kwargs": {"data_files": files},
-        }
+        entry = write_entry(dataset, config, files, mirror_dir)
+        mirror.write_override(task, upstream_root / upstream, entry, out_dir)
     for task in code_tasks.SANDBOXED if sandboxed else ():
-        source = {key: value for key, value in overrides.get(task, {}).items() if key != "include"}
-        overrides[task] = {**code_tasks.config(task, upstream_root), **source}
-    for task, override in overrides.items():
-        (out_dir / f"{task}.yaml").write_text(code_tasks.dump(override))
-    return out_dir
+        if task not in data_dirs:
+            mirror.write_override(task, upstream_root / code_tasks.SANDBOXED[task], None, out_dir)
+    return mirror.Prepared(out_dir, mirror.content([mirror_dir]))

@@ -7,17 +7,18 @@ command, lets the agent supervise it, and uploads the results exactly once.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from gate.checks.accuracy import command, generation
+from gate.checks.accuracy import command, generation, mirror
 from gate.runs.options import RunOptions
 from gate.worker import fingerprint, modelref
 from gate.worker.agent import classify, last_error, lost
 from gate.worker.client import LeaseLost, ServerRefused
-from gate.worker.config import ClaimedRun
+from gate.worker.config import ClaimedRun, WorkerConfig
 from gate.worker.process import Evaluation, Invocation
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     model_fingerprint = None
     try:
         options = RunOptions.model_validate(claimed.get("options") or {})
+        if config.dataset_mirror is not None:  # before the model is fetched: a task it cannot serve is refused
+            config = _on_mirror(config, config.dataset_mirror, claimed)
         model_path = modelref.resolve(claimed["model"], config.work_dir / "models")
         cache_path = None  # no fingerprint, no cache: answers cached under a name could be another model's
         if config.backend != "openai":  # an OpenAI-compatible server's weights are out of sight
@@ -56,6 +59,14 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     if stopped is not None:
         return stopped
     return _finish(agent, claimed, options, model_path, invocation, evaluation, model_fingerprint)
+
+
+def _on_mirror(config: WorkerConfig, dataset_mirror: Path, claimed: ClaimedRun) -> WorkerConfig:
+    """The run's tasks pointed at the mirror (their overrides), with a datasets cache of their content."""
+    tasks_dir = config.work_dir / f"run-{claimed['run_id']}" / f"attempt-{claimed.get('attempt', 1)}.tasks"
+    prepared = mirror.prepare(claimed["tasks"], dataset_mirror, tasks_dir)
+    env = {**config.extra_env, "HF_DATASETS_CACHE": str(config.work_dir / "datasets" / prepared.content)}
+    return replace(config, include_path=prepared.include_path, extra_env=env)
 
 
 def _finish(

@@ -67,11 +67,16 @@ class Supervised:
 
 
 def gsm8k_dir(config: WorkerConfig) -> Path | None:
-    """The worker's local GSM8K folder (`--local-data gsm8k=DIR`, read back from its task override)."""
+    """The worker's local GSM8K test.jsonl folder: its entry of openai/gsm8k, from `--local-data gsm8k=DIR` (read back
+    from its task override) or the dataset mirror, when that holds the file (a hub snapshot holds parquet)."""
     override = config.include_path / "gsm8k.yaml" if config.include_path else None
-    if override is None or not override.is_file():
+    if override is not None and override.is_file():
+        entry = Path(yaml.safe_load(override.read_text())["dataset_path"])
+    elif config.dataset_mirror is not None:
+        entry = config.dataset_mirror / "openai" / "gsm8k"
+    else:
         return None
-    return Path(yaml.safe_load(override.read_text())["dataset_kwargs"]["data_files"]["test"]).parent
+    return entry / "main" if (entry / "main" / "test.jsonl").is_file() else None
 
 
 def _resolved(checked: dict[str, Any], config: WorkerConfig) -> dict[str, Any]:
