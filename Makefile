@@ -32,7 +32,7 @@ $(VLLM_STAMP): pyproject.toml $(STAMP)
 	$(VLLM_VENV)/bin/python -m compileall -q $(VLLM_VENV)/lib > /dev/null || true
 	touch $(VLLM_STAMP)
 
-.PHONY: install start test test-main test-vllm lint postgres browser bench
+.PHONY: install start test test-main test-lmeval test-vllm lint postgres browser bench
 install: $(STAMP)
 
 start: $(STAMP)
@@ -53,13 +53,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check gate tests bench migrations/env.py
 	$(VENV)/bin/mypy
 
-# The two groups side by side: the main suite keeps about one core busy (it mostly waits on its subprocesses), the
-# vLLM group the other. Lines stay whole (--output-sync=line); each group has its own pytest temporary folder.
+# Three groups side by side: the API, store and browser tests mostly wait (on servers, databases, Chromium), the
+# real lm-eval runs and the vLLM group keep a core busy each. Lines stay whole (--output-sync=line); each group has
+# its own pytest temporary folder.
 test: $(STAMP)
-	$(MAKE) --no-print-directory -j2 --output-sync=line test-main test-vllm
+	$(MAKE) --no-print-directory -j3 --output-sync=line test-main test-lmeval test-vllm
 
 test-main: $(STAMP) postgres browser lint
-	mkdir -p .test-tmp && GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 --basetemp=.test-tmp/main -m "not vllm"
+	mkdir -p .test-tmp && GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 --basetemp=.test-tmp/main -m "not vllm and not lmeval"
+
+test-lmeval: $(STAMP) postgres browser
+	mkdir -p .test-tmp && GATE_GSM8K_DIR=$(SHARED)/data/gsm8k $(PY) -m pytest -q -p no:cacheprovider --durations=20 --basetemp=.test-tmp/lmeval -m "lmeval and not vllm"
 
 test-vllm: $(STAMP) $(VLLM_STAMP) postgres browser
 	mkdir -p .test-tmp && GATE_GSM8K_DIR=$(SHARED)/data/gsm8k GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \

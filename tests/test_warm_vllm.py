@@ -114,7 +114,7 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
             assert measured.status_code == 201, measured.text
             benched = api.wait(measured.json()["id"], timeout=300)
             assert servers(worker) == [engine]
-            serving = api.http.get(f"/api/v1/runs/{benched['id']}/serving", headers=api.headers["read"]).json()
+            serving = api.http.get(f"/api/v1/runs/{benched['id']}/serving", headers=api.headers["admin"]).json()
 
             old_group = os.getpgid(engine.pid)
             other, _ = timed(api, accuracy(tiny_model, 16, max_model_len=384))
