@@ -44,7 +44,7 @@ def accuracy(model: Path, max_gen_toks: int, max_model_len: int = 512) -> dict[s
     }
 
 
-def timed(api: Api, body: dict[str, Any], timeout: float = 400) -> tuple[dict[str, Any], float]:
+def timed(api: Api, body: dict[str, Any], timeout: float = 900) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     run = api.wait(api.submit(**body)["id"], timeout=timeout)
     return run, time.monotonic() - started
@@ -91,7 +91,7 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
                 headers=api.headers["submit"],
             )  # fmt: skip
             assert smoke.status_code == 201, smoke.text
-            smoked = api.wait(smoke.json()["id"], timeout=300)
+            smoked = api.wait(smoke.json()["id"], timeout=600)
             assert servers(worker) == [engine]
             probe = api.http.post(
                 "/api/v1/alignment/runs",
@@ -102,7 +102,7 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
             )  # fmt: skip
             assert probe.status_code == 201, probe.text
             before = completions(tmp_path / "warm")
-            aligned = api.wait(probe.json()["id"], timeout=300)
+            aligned = api.wait(probe.json()["id"], timeout=600)
             asked = completions(tmp_path / "warm") - before
             assert servers(worker) == [engine]
             measured = api.http.post(
@@ -112,7 +112,7 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
                 headers=api.headers["submit"],
             )  # fmt: skip
             assert measured.status_code == 201, measured.text
-            benched = api.wait(measured.json()["id"], timeout=300)
+            benched = api.wait(measured.json()["id"], timeout=600)
             assert servers(worker) == [engine]
             serving = api.http.get(f"/api/v1/runs/{benched['id']}/serving", headers=api.headers["admin"]).json()
 
