@@ -69,7 +69,7 @@ def test_a_qualification_runs_every_check_and_its_report_reads_like_the_card(
             assert created.status_code == 201, created.text
             qid = created.json()["id"]
             for check in created.json()["checks"]:
-                api.wait(check["run"]["id"], timeout=600)
+                api.wait(check["run"]["id"], timeout=900)
         finally:
             worker.terminate()
             worker.wait(60)

@@ -122,7 +122,7 @@ def submit(api: Api, model: Path, label: str, **extra: Any) -> dict[str, Any]:
     body = {"model": str(model), **SPEC, "labels": [label], **extra}
     created = api.http.post("/api/v1/serving/runs", json=body, headers=api.headers["submit"])
     assert created.status_code == 201, created.text
-    return api.wait(created.json()["id"], timeout=150)
+    return api.wait(created.json()["id"], timeout=300)
 
 
 def mean(rounds: list[dict[str, Any]], key: str) -> float:

@@ -99,7 +99,7 @@ def test_the_engine_and_the_server_give_transformers_greedy_text(
                 },
             )
             served = smoke_run(api, {"model": "tiny", "backend": "openai", "sampling": GREEDY})
-            runs = [api.wait(run["id"], timeout=400) for run in (in_process, served)]
+            runs = [api.wait(run["id"], timeout=900) for run in (in_process, served)]
             reports = [
                 api.http.get(f"/api/v1/runs/{run['id']}/smoke", headers=api.headers["admin"]).json() for run in runs
             ]

@@ -114,8 +114,8 @@ def test_vllm_in_process_and_openai_server_agree(
             str(tiny_model),
         )
         try:
-            in_process = api.wait(api.submit(**run_body(tiny_model, "vllm"))["id"], timeout=400)
-            served = api.wait(api.submit(**run_body(tiny_model, "openai"))["id"], timeout=400)
+            in_process = api.wait(api.submit(**run_body(tiny_model, "vllm"))["id"], timeout=900)
+            served = api.wait(api.submit(**run_body(tiny_model, "openai"))["id"], timeout=900)
             samples = {
                 run["id"]: api.http.get(f"/api/v1/runs/{run['id']}/samples", headers=api.headers["admin"]).json()
                 for run in (in_process, served)
