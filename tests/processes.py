@@ -156,7 +156,7 @@ class Api:
         self,
         run_id: int,
         until: tuple[str, ...] = ("succeeded", "failed", "cancelled"),
-        timeout: float = 240,
+        timeout: float = 600,  # a bound on failure only: CI runs three test groups on two cores
         predicate=None,
     ) -> dict:
         deadline = time.monotonic() + timeout
