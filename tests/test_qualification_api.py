@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,10 +15,14 @@ from standardwebhooks.webhooks import Webhook
 from gate.notifications import signatures
 from tests.conftest import add_source, finish
 
+MMLU_RESULTS = Path(__file__).parent / "fixtures/lmeval/v0.4.7-mmlu-0shot-llama-3.2-3b.json"
+
 BASELINE = "qwen3-4b-thinking-2507"
 NO_SERVING = "the serving check needs backend vllm, vllm-ascend, openai, not 'hf': leave it out with \"checks\"."
 TOP_K = "top_k must be an integer from 20 to 1000, got 5."
 REMOTE_CODE = {"trust_remote_code": True}
+UNKNOWN_TASK = f"unknown task(s) mmlu_fake: not in baseline '{BASELINE}'"
+TOO_LONG = f"accuracy task {'x' * 56} is longer than 55 characters, the most a check name holds."
 ACCURACY_ONLY = {"model": "acme/port", "backend": "hf", "baseline": BASELINE, "checks": ["accuracy"]}
 
 
@@ -81,7 +86,10 @@ def test_repeating_the_idempotency_key_returns_the_first(client: TestClient, aut
         ({"checks": None}, 422, NO_SERVING),
         ({"plan": "nightly"}, 422, "unknown plan 'nightly'; known: card."),
         ({"baseline": "nope"}, 404, "unknown baseline 'nope'"),
-        ({"accuracy": {"tasks": ["mmlu_fake"]}}, 422, f"unknown task(s) mmlu_fake: not in baseline '{BASELINE}'"),
+        ({"accuracy": {"tasks": ["mmlu_fake"]}}, 422, UNKNOWN_TASK),
+        ({"accuracy": {"tasks": ["gsm8k", "mmlu_fake"]}}, 422, UNKNOWN_TASK),
+        ({"accuracy": {"tasks": ["gsm8k", "mmlu", "gsm8k"]}}, 422, "accuracy names task gsm8k twice."),
+        ({"accuracy": {"tasks": ["gsm8k", "x" * 56]}}, 422, TOO_LONG),
         ({"checks": ["alignment"], "alignment": {"top_k": 5}}, 422, f"alignment: {TOP_K}"),
         ({"checks": ["alignment"], "engine_args": REMOTE_CODE}, 403, "trust_remote_code needs an admin token"),
     ],
@@ -143,6 +151,83 @@ def test_verdicts_come_from_the_runs_and_the_markdown_carries_the_api_figures(
     assert page.status_code == 200 and "0.7028" in page.text
     side = client.get(f"/qualifications/compare?a={passing['id']}&b={failing['id']}", headers=auth["read"])
     assert side.status_code == 200 and "0.7028" in side.text and "0.6672" in side.text
+
+
+FOUR = ["gsm8k", "mmlu", "minerva_math", "humaneval"]
+
+
+def test_several_benchmarks_run_one_each_at_their_baseline_entry_n_shot(client: TestClient, auth: dict) -> None:
+    four = {**ACCURACY_ONLY, "accuracy": {"tasks": FOUR, "limit": 8}}
+    refused = qualify(client, auth, four)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        403,
+        "code-executing task(s) humaneval need an admin token",
+    )
+    q = qualify(client, auth, four, **auth["admin"]).json()  # HumanEval runs model-written code: an admin's grant
+    assert [c["name"] for c in q["checks"]] == [f"accuracy:{task}" for task in FOUR]
+    assert all(c["gated"] for c in q["checks"])
+    runs = [client.get(c["run"]["url"], headers=auth["read"]).json() for c in q["checks"]]
+    assert [r["tasks"] for r in runs] == [[task] for task in FOUR]
+    assert [(r["options"]["num_fewshot"], r["options"]["limit"]) for r in runs] == [(5, 8), (5, 8), (4, 8), (0, 8)]
+    assert [r["labels"] for r in runs] == [[], [], [], ["sandboxed"]]  # HumanEval runs model-written code
+
+    no_baseline = {
+        "model": "acme/port",
+        "backend": "hf",
+        "checks": ["accuracy"],
+        "accuracy": {"tasks": ["gsm8k", "mmlu"]},  # no baseline: any baseline's tasks
+    }
+    q = qualify(client, auth, no_baseline).json()
+    runs = [client.get(c["run"]["url"], headers=auth["read"]).json() for c in q["checks"]]
+    assert [r["options"].get("num_fewshot") for r in runs] == [None, None]  # lm-eval's own default
+
+    named = {**ACCURACY_ONLY, "accuracy": {"tasks": ["gsm8k", "mmlu"], "num_fewshot": 3}}
+    q = qualify(client, auth, named).json()
+    runs = [client.get(c["run"]["url"], headers=auth["read"]).json() for c in q["checks"]]
+    assert [r["options"]["num_fewshot"] for r in runs] == [3, 3]  # the request's n-shot applies to each
+
+
+@pytest.mark.lmeval
+def test_one_failing_benchmark_fails_the_qualification_and_the_report_shows_each(
+    client: TestClient, auth: dict, gold_run_880
+) -> None:
+    q = qualify(client, auth, {**ACCURACY_ONLY, "accuracy": {"tasks": ["gsm8k", "mmlu"]}}).json()
+    gsm8k, mmlu = (c["run"]["id"] for c in q["checks"])
+    finish(client, auth, gsm8k, gold_run_880)
+    finish(client, auth, mmlu, (MMLU_RESULTS, []))
+    now = read(client, auth, q["id"])
+    assert (now["status"], now["verdict"]) == ("finished", "fail")
+    assert f"accuracy:gsm8k (run {gsm8k}) failed its gate" in now["reasons"]
+    assert all("accuracy:mmlu" not in reason or "failed its gate" not in reason for reason in now["reasons"])
+
+    report = client.get(f"/api/v1/qualifications/{q['id']}/report", headers=auth["read"]).json()
+    accuracy = report["accuracy"]
+    assert [(b["check"], b["run_id"]) for b in accuracy["benchmarks"]] == [
+        ("accuracy:gsm8k", gsm8k),
+        ("accuracy:mmlu", mmlu),
+    ]
+    by_task = {v["task"]: v for v in accuracy["verdicts"]}
+    assert (by_task["gsm8k"]["run_id"], by_task["gsm8k"]["outcome"], by_task["gsm8k"]["baseline"]) == (
+        gsm8k,
+        "fail",
+        0.703,
+    )
+    assert (by_task["mmlu"]["run_id"], by_task["mmlu"]["baseline"]) == (mmlu, 0.723)
+    assert by_task["gsm8k"]["candidate"] == pytest.approx(880 / 1319)
+    assert [(c["name"], c["verdict"]) for c in report["checks"]] == [
+        ("accuracy:gsm8k", "fail"),
+        ("accuracy:mmlu", by_task["mmlu"]["outcome"]),
+    ]
+    for lang in ("en", "zh"):
+        text = client.get(f"/api/v1/qualifications/{q['id']}/report.md?lang={lang}", headers=auth["read"]).text
+        table = next(t for t in markdown_tables(text) if t[1][0] == "gsm8k")
+        assert [(row[0], float(row[3])) for row in table[1:]] == [("gsm8k", 0.703), ("mmlu", 0.723)]
+        assert f"/runs/{gsm8k})" in text and f"/runs/{mmlu})" in text
+    page = client.get(f"/qualifications/{q['id']}", headers=auth["read"])
+    assert page.status_code == 200 and "0.6672" in page.text and f"/runs/{mmlu}" in page.text
+    single = qualify(client, auth, ACCURACY_ONLY).json()
+    side = client.get(f"/qualifications/compare?a={q['id']}&b={single['id']}", headers=auth["read"])
+    assert side.status_code == 200 and "accuracy:mmlu" in side.text and "mmlu acc,none" in side.text
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:

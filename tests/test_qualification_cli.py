@@ -100,3 +100,27 @@ def test_junit_has_one_case_per_check(status: str, verdict: str | None, gated: b
     assert case is not None
     found = [child.tag for child in case if child.tag != "system-out"]
     assert found == ([expected] if expected else [])
+
+
+def test_the_table_has_a_row_per_benchmark_and_task_names_them() -> None:
+    checks = [
+        {"name": name, "gated": True, "run": {"id": i, "status": "succeeded", "verdict": "pass"}}
+        for i, name in enumerate(["accuracy:gsm8k", "accuracy:minerva_math"], start=7)
+    ]
+    q = {
+        "id": 1,
+        "model": "m",
+        "backend": "hf",
+        "status": "finished",
+        "verdict": "pass",
+        "reasons": [],
+        "checks": checks,
+    }
+    lines = cli.table(q, "http://gate").splitlines()
+    assert lines[2:] == [
+        "  accuracy:gsm8k             7 succeeded  yes    pass",
+        "  accuracy:minerva_math      8 succeeded  yes    pass",
+    ]
+    assert cli.accuracy_settings('{"limit": 8}', ["gsm8k", "mmlu"]) == {"limit": 8, "tasks": ["gsm8k", "mmlu"]}
+    assert cli.accuracy_settings(None, ["mmlu"]) == {"tasks": ["mmlu"]}
+    assert cli.accuracy_settings('{"limit": 8}', None) == {"limit": 8}

@@ -45,6 +45,14 @@ def test_an_ungated_fail_does_not_fail_the_qualification() -> None:
     assert overall([state("smoke", verdict="fail", gated=False), state("accuracy")]).verdict == "pass"
 
 
+def test_each_accuracy_benchmark_is_gated_and_one_failing_fails_naming_it() -> None:
+    found = overall([state("accuracy:gsm8k"), state("accuracy:mmlu", verdict="fail"), state("smoke")])
+    assert (found.verdict, found.reasons) == ("fail", ["accuracy:mmlu (run 13) failed its gate"])
+    assert overall([state("accuracy:gsm8k"), state("accuracy:humaneval", verdict="not_comparable")]).verdict == (
+        "not_comparable"
+    )
+
+
 def test_unfinished_checks_give_no_verdict_and_a_waiting_check_says_why() -> None:
     waiting = overall([state("accuracy"), state("serving", status="queued", verdict=None, waiting="no worker")])
     assert (waiting.status, waiting.verdict) == ("waiting", None)
@@ -84,6 +92,18 @@ def test_a_check_is_tuned_under_its_name() -> None:
     assert planned[1].options["prompts"] == ["hi"]
 
 
+def test_several_benchmarks_are_one_check_each_at_their_own_n_shot() -> None:
+    tuned = {**REQUEST, "checks": ["accuracy"], "accuracy": {"tasks": ["minerva_math", "mmlu", "arc_easy"]}}
+    planned = plans.expand("card", tuned, {"gsm8k": 5, "mmlu": 5, "minerva_math": 4, "humaneval": 0})
+    assert [(p.name, p.kind, p.tasks, p.options, p.gated) for p in planned] == [
+        ("accuracy:minerva_math", "accuracy", ["minerva_math"], {"num_fewshot": 4}, True),
+        ("accuracy:mmlu", "accuracy", ["mmlu"], {"num_fewshot": 5}, True),
+        ("accuracy:arc_easy", "accuracy", ["arc_easy"], {}, True),  # no baseline entry: lm-eval's default
+    ]
+    [alone] = plans.expand("card", {**tuned, "accuracy": {"tasks": ["mmlu"]}}, {"mmlu": 0})
+    assert (alone.name, alone.options) == ("accuracy", {"num_fewshot": 5})  # one task: the check as it always was
+
+
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
@@ -91,6 +111,7 @@ def test_a_check_is_tuned_under_its_name() -> None:
         ({"checks": ["smoke", "smoke"]}, "checks names a check twice."),
         ({"checks": ["smoke"], "serving": {"rounds": 1}}, "serving is tuned but not among the checks to run."),
         ({"backend": "hf"}, NO_SERVING),
+        ({"checks": ["accuracy"], "accuracy": {"tasks": ["mmlu", "gsm8k", "mmlu"]}}, "accuracy names task mmlu twice."),
     ],
 )  # fmt: skip
 def test_bad_plans_are_one_sentence(request_: dict, message: str) -> None:

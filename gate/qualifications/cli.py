@@ -43,16 +43,17 @@ def words(value: str | None) -> str:
 
 def table(q: dict[str, Any], server: str) -> str:
     root = server.rstrip("/")
+    width = max([10, *(len(c["name"]) for c in q["checks"])])  # accuracy:minerva_math and the like
     lines = [
         f"qualification {q['id']} {q['model']} on {q['backend']}: {q['status']}, verdict {words(q['verdict'])}"
         f"  ({root}/qualifications/{q['id']})",
-        f"  {'check':<10} {'run':>6} {'status':<10} {'gated':<6} verdict",
+        f"  {'check':<{width}} {'run':>6} {'status':<10} {'gated':<6} verdict",
     ]
     for c in q["checks"]:
         run = c["run"]
         judged = words(run["verdict"]) if run["verdict"] else "measured, not gated"
         lines.append(
-            f"  {c['name']:<10} {run['id']:>6} {run['status']:<10} {'yes' if c['gated'] else 'no':<6} "
+            f"  {c['name']:<{width}} {run['id']:>6} {run['status']:<10} {'yes' if c['gated'] else 'no':<6} "
             f"{judged if run['status'] == 'succeeded' else '-'}"
         )
         if run["status"] == "failed":
@@ -120,6 +121,14 @@ def _json_option(raw: str | None, name: str) -> dict[str, Any] | None:
     return value
 
 
+def accuracy_settings(raw: str | None, tasks: list[str] | None) -> dict[str, Any] | None:
+    """--accuracy's options with --task's benchmarks (which win over a "tasks" in the JSON)."""
+    options = _json_option(raw, "accuracy")
+    if not tasks:
+        return options
+    return {**(options or {}), "tasks": tasks}
+
+
 def qualify(
     server: Server,
     token: Token,
@@ -141,6 +150,10 @@ def qualify(
     label: Annotated[list[str] | None, typer.Option(metavar="LABEL", help="worker label the runs need")] = None,
     accuracy: Annotated[
         str | None, typer.Option(metavar="JSON", help="the accuracy check's options, e.g. '{\"limit\": 8}'")
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TASK", help="an accuracy benchmark (default gsm8k); repeat for several, one run each"),
     ] = None,
     alignment: Annotated[str | None, typer.Option(metavar="JSON", help="the alignment check's settings")] = None,
     serving: Annotated[str | None, typer.Option(metavar="JSON", help="the serving check's settings")] = None,
@@ -167,7 +180,7 @@ def qualify(
         "engine_args": engine_args(engine_arg) or None,
         "labels": label or [],
         "ci": ci_context() or None,
-        "accuracy": _json_option(accuracy, "accuracy"),
+        "accuracy": accuracy_settings(accuracy, task),
         "alignment": _json_option(alignment, "alignment"),
         "serving": _json_option(serving, "serving"),
         "smoke": _json_option(smoke, "smoke"),

@@ -43,21 +43,25 @@ def _levels(report: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 def rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     found = [_row("verdict", "", a["qualification"]["verdict"], b["qualification"]["verdict"], None, None)]
-    checks_b = {c["name"]: c for c in b["checks"]}
-    for c in a["checks"]:
-        other = checks_b.get(c["name"], {})
-        found.append(_row("check", c["name"], c["verdict"], other.get("verdict"), c["run_id"], other.get("run_id")))
+    checks_a, checks_b = {c["name"]: c for c in a["checks"]}, {c["name"]: c for c in b["checks"]}
+    for name in [*checks_a, *(n for n in checks_b if n not in checks_a)]:
+        left, right = checks_a.get(name, {}), checks_b.get(name, {})
+        found.append(
+            _row("check", name, left.get("verdict"), right.get("verdict"), left.get("run_id"), right.get("run_id"))
+        )
+    # every accuracy benchmark's rows, each from its own run; a task only one side measured still shows
+    scores_a = {(v["task"], v["metric"]): v for v in _get(a, "accuracy", "verdicts") or []}
     scores_b = {(v["task"], v["metric"]): v for v in _get(b, "accuracy", "verdicts") or []}
-    for v in _get(a, "accuracy", "verdicts") or []:
-        other = scores_b.get((v["task"], v["metric"]), {})
+    for scored in [*scores_a, *(k for k in scores_b if k not in scores_a)]:
+        left, right = scores_a.get(scored, {}), scores_b.get(scored, {})
         found.append(
             _row(
                 "score",
-                f"{v['task']} {v['metric']}",
-                v["candidate"],
-                other.get("candidate"),
-                a["accuracy"]["run_id"],
-                _get(b, "accuracy", "run_id"),
+                " ".join(scored),
+                left.get("candidate"),
+                right.get("candidate"),
+                left.get("run_id"),
+                right.get("run_id"),
             )
         )
     overall_a, overall_b = _get(a, "alignment", "overall") or {}, _get(b, "alignment", "overall") or {}

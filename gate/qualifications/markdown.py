@@ -238,9 +238,12 @@ def _accuracy(w: Writer, acc: dict[str, Any], official: list[dict[str, Any]]) ->
         )  # fmt: skip
         for v in acc["verdicts"]:
             w.lines += [f"- {v['task']}: {reason}" for reason in v.get("reasons") or []]
-    elif acc.get("verdict_reason"):
-        w.lines.append(f"{w.verdict(acc['verdict'])}: {acc['verdict_reason']}")
-    w.source(acc["run_id"])
+    judged = {v["run_id"] for v in acc["verdicts"]}
+    for b in acc["benchmarks"]:  # a benchmark whose run judged no task: why
+        if b["run_id"] not in judged and b["verdict_reason"]:
+            named = f"{b['check']}: " if len(acc["benchmarks"]) > 1 else ""
+            w.lines.append(f"{named}{w.verdict(b['verdict'])}: {b['verdict_reason']}")
+    w.lines.append(_("Measured by %(run)s.") % {"run": ", ".join(w.run(b["run_id"]) for b in acc["benchmarks"])})
     if official:
         w.heading(_("Official baselines"), 3)
         w.table(

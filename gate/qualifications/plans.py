@@ -7,16 +7,17 @@ The kinds' own spec checks (gate.checks.<kind>.spec, through the registry) valid
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 # The model card's plan: the GSM8K gate, logit alignment against the reference, the serving table, sample outputs.
 PLANS: dict[str, tuple[str, ...]] = {"card": ("accuracy", "alignment", "serving", "smoke")}
 DEFAULT_PLAN = "card"
-# a plan's check name -> the kind of run that carries it out (the card's names are the kinds')
-KIND_OF = {"accuracy": "accuracy", "alignment": "alignment", "serving": "serving", "smoke": "smoke"}
 ACCURACY_TASKS = ["gsm8k"]
 ACCURACY_FEWSHOT = 5  # the gate's protocol: GSM8K 5-shot
+# qualification_checks.name is String(64): "accuracy:" and the task must fit
+CHECK_NAME_MAX = 64
 SERVING_BACKENDS = ("vllm", "vllm-ascend", "openai")  # a serving benchmark needs an OpenAI-compatible server
 
 
@@ -45,11 +46,33 @@ def _served(request: dict[str, Any]) -> dict[str, Any]:
     return {key: request[key] for key in keys if request.get(key) is not None}
 
 
-def accuracy(request: dict[str, Any]) -> Planned:
+def accuracy(request: dict[str, Any], fewshot: Mapping[str, int | None]) -> list[Planned]:
+    """One run per benchmark: lm-eval's --num_fewshot applies to every task of a run, and the baselines' protocols
+    differ per benchmark. A lone task keeps the check's name "accuracy" and the gate's 5-shot; each of several is
+    "accuracy:TASK" at its baseline entry's n-shot (`fewshot`), or lm-eval's default where the baseline has none.
+    A num_fewshot the request names applies to every task."""
     tuned = _tuning(request, "accuracy")
-    tasks = tuned.pop("tasks", None) or ACCURACY_TASKS
-    options = {"num_fewshot": ACCURACY_FEWSHOT, **tuned}
-    return Planned("accuracy", "accuracy", request["backend"], list(tasks), options)
+    tasks = list(tuned.pop("tasks", None) or ACCURACY_TASKS)
+    if len(tasks) == 1:
+        options = {"num_fewshot": ACCURACY_FEWSHOT, **tuned}
+        return [Planned("accuracy", "accuracy", request["backend"], tasks, options)]
+    twice = sorted({task for task in tasks if tasks.count(task) > 1})
+    if twice:
+        raise ValueError(f"accuracy names task {', '.join(twice)} twice.")
+    too_long = [task for task in tasks if len(check_name(task)) > CHECK_NAME_MAX]
+    if too_long:
+        limit = CHECK_NAME_MAX - len(check_name(""))
+        raise ValueError(f"accuracy task {too_long[0]} is longer than {limit} characters, the most a check name holds.")
+    planned = []
+    for task in tasks:
+        shots = {"num_fewshot": fewshot[task]} if fewshot.get(task) is not None else {}
+        planned.append(Planned(check_name(task), "accuracy", request["backend"], [task], {**shots, **tuned}))
+    return planned
+
+
+def check_name(task: str) -> str:
+    """The check of one benchmark among several."""
+    return f"accuracy:{task}"
 
 
 def alignment(request: dict[str, Any]) -> Planned:
@@ -81,11 +104,13 @@ def smoke(request: dict[str, Any]) -> Planned:
     return Planned("smoke", "smoke", request["backend"], options=spec)
 
 
-BUILDERS = {"accuracy": accuracy, "alignment": alignment, "serving": serving, "smoke": smoke}
+BUILDERS = {"alignment": alignment, "serving": serving, "smoke": smoke}
+CHECKS = ("accuracy", *BUILDERS)
 
 
-def expand(plan: str, request: dict[str, Any]) -> list[Planned]:
-    """The runs of a plan's checks (those `checks` names, in the plan's order), or a one-sentence ValueError."""
+def expand(plan: str, request: dict[str, Any], fewshot: Mapping[str, int | None] | None = None) -> list[Planned]:
+    """The runs of a plan's checks (those `checks` names, in the plan's order), or a one-sentence ValueError.
+    `fewshot`: the baseline's n-shot per task, for several accuracy benchmarks."""
     if plan not in PLANS:
         raise ValueError(f"unknown plan {plan!r}; known: {', '.join(sorted(PLANS))}.")
     chosen = request.get("checks") or list(PLANS[plan])
@@ -94,7 +119,13 @@ def expand(plan: str, request: dict[str, Any]) -> list[Planned]:
         raise ValueError(f"plan {plan!r} has no check {', '.join(unknown)}; it has {', '.join(PLANS[plan])}.")
     if len(set(chosen)) != len(chosen):
         raise ValueError("checks names a check twice.")
-    tuned_elsewhere = [name for name in BUILDERS if request.get(name) and name not in chosen]
+    tuned_elsewhere = [name for name in CHECKS if request.get(name) and name not in chosen]
     if tuned_elsewhere:
         raise ValueError(f"{', '.join(tuned_elsewhere)} is tuned but not among the checks to run.")
-    return [BUILDERS[name](request) for name in PLANS[plan] if name in chosen]
+    planned: list[Planned] = []
+    for name in PLANS[plan]:
+        if name == "accuracy" and name in chosen:
+            planned += accuracy(request, fewshot or {})
+        elif name in chosen:
+            planned.append(BUILDERS[name](request))
+    return planned

@@ -52,14 +52,33 @@ def _section(session: Session, run: Run) -> dict[str, Any] | None:
     return plain(found) if found is not None else None
 
 
-def _accuracy(run: Run) -> dict[str, Any]:
+def _accuracy(benchmarks: list[tuple[str, Run]]) -> dict[str, Any]:
+    """Every accuracy benchmark's verdict rows in one table, each row naming its check and run; `benchmarks` says
+    how each run ended (a run that judged no task says why). The first run's id and verdict stay at the top, as
+    a single-benchmark report always had them."""
+    each = [
+        {"check": name, "run_id": run.id, "verdict": run.verdict, "verdict_reason": run.verdict_reason}
+        for name, run in benchmarks
+    ]
     return {
-        "run_id": run.id,
-        "verdict": run.verdict,
-        "verdict_reason": run.verdict_reason,
-        "verdicts": [{"task": v.task, "outcome": v.outcome, **v.details} for v in run.verdicts],
+        **{key: each[0][key] for key in ("run_id", "verdict", "verdict_reason")},
+        "benchmarks": each,
+        "verdicts": [
+            {"check": name, "run_id": run.id, "task": v.task, "outcome": v.outcome, **v.details}
+            for name, run in benchmarks
+            for v in run.verdicts
+        ],
         "scores": [
-            {"task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr, "n_samples": s.n_samples}
+            {
+                "check": name,
+                "run_id": run.id,
+                "task": s.task,
+                "metric": s.metric,
+                "value": s.value,
+                "stderr": s.stderr,
+                "n_samples": s.n_samples,
+            }
+            for name, run in benchmarks
             for s in run.scores
         ],
     }
@@ -217,13 +236,14 @@ def gather(session: Session, q: Qualification, offline_after_s: float) -> dict[s
         "official_baselines": official(q),
         "commands": _commands(q),
     }
+    accuracy = [(c.name, c.run) for c in q.checks if c.run.kind == "accuracy" and c.run.status == RunStatus.SUCCEEDED]
+    if accuracy:
+        report["accuracy"] = _accuracy(accuracy)
     for c in q.checks:
         section, run = sections[c.name], c.run
-        if run.kind == "accuracy" and run.status == RunStatus.SUCCEEDED:
-            report["accuracy"] = _accuracy(run)
-        elif section is None:
+        if run.kind == "accuracy" or section is None:
             continue
-        elif run.kind == "alignment":
+        if run.kind == "alignment":
             report["alignment"] = _alignment(run, section)
         elif run.kind == "serving":
             report["serving"] = _serving(run, section)

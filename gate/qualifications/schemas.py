@@ -18,9 +18,12 @@ QualificationStatus = Literal["waiting", "running", "finished"]
 
 
 class AccuracyTuning(opts.RunOptions):
-    """The accuracy check's lm-eval options (num_fewshot 5 unless set) and its tasks (GSM8K unless named)."""
+    """The accuracy check's lm-eval options and its tasks (GSM8K unless named). One task is the check "accuracy",
+    5-shot unless set; several are one run each, "accuracy:TASK", at the baseline entry's n-shot unless set."""
 
-    tasks: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    tasks: list[str] | None = Field(
+        default=None, min_length=1, max_length=32, examples=[["gsm8k", "mmlu", "minerva_math", "humaneval"]]
+    )
 
     @field_validator("tasks")
     @classmethod

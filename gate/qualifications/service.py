@@ -69,11 +69,13 @@ def create(
         existing = session.scalar(select(Qualification).where(Qualification.idempotency_key == idempotency_key))
         if existing is not None:
             return _same_request(existing, digest), False
+    baseline = request.get("baseline")
+    found = baselines.get(session, baseline) if baseline is not None else None
+    fewshot = {s.task: s.num_fewshot for s in found.scores} if found is not None else {}
     try:
-        planned = plans.expand(plan, request)
+        planned = plans.expand(plan, request, fewshot)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="checks") from None
-    baseline = request.get("baseline")
     options = [_checked(session, p, baseline, admin) for p in planned]
     qualification = Qualification(
         model=request["model"],
@@ -81,7 +83,7 @@ def create(
         plan=plan,
         request=request,
         labels=sorted(set(request.get("labels") or [])),
-        baseline=baselines.get(session, baseline) if baseline is not None else None,
+        baseline=found,
         origin=origin,
         submitted_by=submitted_by,
         ci_context=request.get("ci"),
