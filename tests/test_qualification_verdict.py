@@ -100,8 +100,10 @@ def test_several_benchmarks_are_one_check_each_at_their_own_n_shot() -> None:
         ("accuracy:mmlu", "accuracy", ["mmlu"], {"num_fewshot": 5}, True),
         ("accuracy:arc_easy", "accuracy", ["arc_easy"], {}, True),  # no baseline entry: lm-eval's default
     ]
-    [alone] = plans.expand("card", {**tuned, "accuracy": {"tasks": ["mmlu"]}}, {"mmlu": 0})
-    assert (alone.name, alone.options) == ("accuracy", {"num_fewshot": 5})  # one task: the check as it always was
+    [alone] = plans.expand("card", {**tuned, "accuracy": {"tasks": ["humaneval"]}}, {"humaneval": 0})
+    assert (alone.name, alone.options) == ("accuracy", {"num_fewshot": 0})  # one task: named as it always was
+    [unlisted] = plans.expand("card", {**tuned, "accuracy": {"tasks": ["arc_easy"]}}, {})
+    assert unlisted.options == {"num_fewshot": 5}  # the gate's protocol where the baseline says nothing
 
 
 @pytest.mark.parametrize(

@@ -48,13 +48,14 @@ def _served(request: dict[str, Any]) -> dict[str, Any]:
 
 def accuracy(request: dict[str, Any], fewshot: Mapping[str, int | None]) -> list[Planned]:
     """One run per benchmark: lm-eval's --num_fewshot applies to every task of a run, and the baselines' protocols
-    differ per benchmark. A lone task keeps the check's name "accuracy" and the gate's 5-shot; each of several is
-    "accuracy:TASK" at its baseline entry's n-shot (`fewshot`), or lm-eval's default where the baseline has none.
-    A num_fewshot the request names applies to every task."""
+    differ per benchmark. A lone task keeps the check's name "accuracy", at its baseline entry's n-shot (`fewshot`)
+    or the gate's 5-shot; each of several is "accuracy:TASK" at its baseline entry's n-shot, or lm-eval's default
+    where the baseline has none. A num_fewshot the request names applies to every task."""
     tuned = _tuning(request, "accuracy")
     tasks = list(tuned.pop("tasks", None) or ACCURACY_TASKS)
     if len(tasks) == 1:
-        options = {"num_fewshot": ACCURACY_FEWSHOT, **tuned}
+        shots = fewshot.get(tasks[0])
+        options = {"num_fewshot": ACCURACY_FEWSHOT if shots is None else shots, **tuned}
         return [Planned("accuracy", "accuracy", request["backend"], tasks, options)]
     twice = sorted({task for task in tasks if tasks.count(task) > 1})
     if twice:
