@@ -9,9 +9,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 LM_EVAL = [sys.executable, "-m", "lm_eval"]
 OFFLINE_ENV = {
@@ -96,15 +97,21 @@ class _GoldHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+Served = TypeVar("Served", bound=ThreadingHTTPServer)
+
+
 @contextmanager
-def gold_server(gsm8k_dir: Path, correct: int) -> Iterator[GoldServer]:
-    server = GoldServer(gsm8k_dir, correct)
+def _serving(server: Served) -> Iterator[Served]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield server
     finally:
         server.shutdown()
+
+
+def gold_server(gsm8k_dir: Path, correct: int) -> AbstractContextManager[GoldServer]:
+    return _serving(GoldServer(gsm8k_dir, correct))
 
 
 def humaneval_data(out_dir: Path) -> Path:
@@ -147,12 +154,5 @@ class HumanEvalServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
-@contextmanager
-def humaneval_server(data_dir: Path) -> Iterator[HumanEvalServer]:
-    server = HumanEvalServer(data_dir)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
+def humaneval_server(data_dir: Path) -> AbstractContextManager[HumanEvalServer]:
+    return _serving(HumanEvalServer(data_dir))

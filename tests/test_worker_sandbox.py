@@ -32,16 +32,22 @@ def test_an_attempt_starts_clean_and_imports_nothing_from_beside_the_worker(
     assert not list(output.rglob("results_*.json"))
 
 
+def printing(lines: list[str], tmp_path: Path) -> Evaluation:
+    """An evaluation whose process prints `lines` and ends."""
+    script = "import sys; sys.stdout.write(" + repr("\n".join(lines) + "\n") + ")"
+    output = tmp_path / "attempt-1"
+    evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", script], env={}, output_dir=output), output / "log")
+    assert evaluation.wait(60) == 0
+    return evaluation
+
+
 def test_progress_counts_the_questions_answered_from_the_cache(tmp_path: Path) -> None:
     """lm-eval's bar counts only what is left to run after its response cache answered the rest."""
     lines = [
         "INFO Cached requests: 8, Requests remaining: 4",
         "Running generate_until requests:  50%|#####     | 2/4 [00:01<00:01,  2.0it/s]",
     ]
-    script = "import sys; sys.stdout.write(" + repr("\n".join(lines) + "\n") + ")"
-    output = tmp_path / "attempt-1"
-    evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", script], env={}, output_dir=output), output / "log")
-    assert evaluation.wait(60) == 0
+    evaluation = printing(lines, tmp_path)
     assert (evaluation.done, evaluation.total) == (10, 12)
 
 
@@ -53,9 +59,6 @@ def test_the_sharded_drivers_running_estimate_is_read_shard_by_shard(tmp_path: P
         "Running generate_until requests: sharded, 1 correct | 80/1319",
         'gate: estimate {"total": 1319, "point": [80, 1, 0.000758, 0.940106]}',
     ]
-    script = "import sys; sys.stdout.write(" + repr("\n".join(lines) + "\n") + ")"
-    output = tmp_path / "attempt-1"
-    evaluation = Evaluation(Invocation(argv=[sys.executable, "-c", script], env={}, output_dir=output), output / "log")
-    assert evaluation.wait(60) == 0
+    evaluation = printing(lines, tmp_path)
     assert evaluation.estimate == {"total": 1319, "points": [[40, 0, 0.0, 0.969674], [80, 1, 0.000758, 0.940106]]}
     assert (evaluation.done, evaluation.total) == (80, 1319)

@@ -54,8 +54,8 @@ def accuracy(request: dict[str, Any], fewshot: Mapping[str, int | None]) -> list
     tuned = _tuning(request, "accuracy")
     tasks = list(tuned.pop("tasks", None) or ACCURACY_TASKS)
     if len(tasks) == 1:
-        shots = fewshot.get(tasks[0])
-        options = {"num_fewshot": ACCURACY_FEWSHOT if shots is None else shots, **tuned}
+        protocol = fewshot.get(tasks[0])
+        options = {"num_fewshot": ACCURACY_FEWSHOT if protocol is None else protocol, **tuned}
         return [Planned("accuracy", "accuracy", request["backend"], tasks, options)]
     twice = sorted({task for task in tasks if tasks.count(task) > 1})
     if twice:
