@@ -14,7 +14,7 @@ import datasets
 import pytest
 import yaml
 
-from gate.checks.accuracy import mirror
+from gate.checks.accuracy import code_tasks, mirror
 from gate.checks.accuracy.datasets import lm_eval_tasks_dir, write_overrides
 from gate.checks.alignment.worker import gsm8k_dir
 from gate.worker.config import WorkerConfig
@@ -159,6 +159,19 @@ def test_humaneval_entry_holds_the_164_problems(full_mirror: Path) -> None:
     entry = datasets.load_dataset(str(full_mirror / "openai" / "openai_humaneval"), None)
     assert list(entry) == ["test"]
     assert list(entry["test"]) == humaneval_rows() and len(humaneval_rows()) == 164
+
+
+def test_humaneval_from_the_mirror_is_upstreams_task_scored_in_the_sandbox(full_mirror: Path, tmp_path: Path) -> None:
+    """Upstream's humaneval.yaml cannot be included air-gapped (its utils load code_eval from the hub): the mirror's
+    override is that file copied, gate's scorer in place of upstream's, its data source the mirror's."""
+    from lm_eval.tasks import TaskManager
+
+    tasks = mirror.prepare(["humaneval"], full_mirror, tmp_path / "tasks").include_path
+    override = yaml.load((tasks / "humaneval.yaml").read_text(), Loader=code_tasks._Loader)
+    assert "include" not in override and override["dataset_path"] == f"{full_mirror}/openai/openai_humaneval"
+    assert override["metric_list"][0]["metric"] == "gate.checks.accuracy.code_eval.pass_at_k"
+    loaded = TaskManager(include_path=str(tasks), include_defaults=False).load(["humaneval"])["tasks"]
+    assert list(loaded["humaneval"].test_docs()) == humaneval_rows()
 
 
 def test_local_data_is_laid_out_as_a_mirror_entry(tmp_path: Path) -> None:
