@@ -92,3 +92,14 @@ def test_a_missing_model_fails_the_run_with_the_sides_sentence(tmp_path: Path) -
     with pytest.raises(execute.SideFailed) as caught:
         execute.execute({"candidate": {"model": str(missing)}, "probes": SHORT}, tmp_path / "work")
     assert str(caught.value) == f"tokenizing the probe failed (exit 2): error: no model folder at {missing}."
+
+
+def test_a_side_asks_the_workers_own_server_named_after_the_check(models: dict[str, str], tmp_path: Path) -> None:
+    """A run may not name an address; the worker adds its own server (warm engine, --openai-base-url) after the
+    spec's check, and the side asks it (here nothing listens: the side's sentence names the address)."""
+    spec = {"candidate": {"model": models["tiny"], "backend": "openai"}, "probes": SHORT}
+    with pytest.raises(ValueError, match=r"candidate\.engine_args\.base_url is not allowed"):
+        execute.execute({**spec, "candidate": {**spec["candidate"], "engine_args": {"base_url": "http://x"}}}, tmp_path)
+    server = {"candidate": {"base_url": "http://127.0.0.1:9/v1", "served_model_name": "tiny"}}  # discard: refused
+    with pytest.raises(execute.SideFailed, match=r"the vLLM server at http://127\.0\.0\.1:9/v1 did not answer"):
+        execute.execute(spec, tmp_path / "work", servers=server)

@@ -138,9 +138,15 @@ def execute(
     env: Mapping[str, str] | None = None,
     gsm8k_dir: Path | None = None,
     runner: Runner = run_subprocess,
+    servers: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Run the probe spec in work_dir and return its JSON-able report (outcome and reasons included)."""
+    """Run the probe spec in work_dir and return its JSON-able report (outcome and reasons included).
+
+    servers: by role, the running server a side asks (base_url, served_model_name): the worker's own, added after
+    the spec's check, which refuses an address from a run."""
     spec = check(spec)
+    for role, server in (servers or {}).items():
+        spec[role] = {**spec[role], "engine_args": {**spec[role]["engine_args"], **server}}
     sides = Sides(python, env, runner)
     texts = probes.select(spec["probes"], gsm8k_dir)
     candidate, reference, precisions = spec["candidate"], spec["reference"], spec["precisions"]

@@ -79,24 +79,24 @@ def gsm8k_dir(config: WorkerConfig) -> Path | None:
     return entry / "main" if (entry / "main" / "test.jsonl").is_file() else None
 
 
-def _resolved(checked: dict[str, Any], config: WorkerConfig) -> dict[str, Any]:
+def _resolved(checked: dict[str, Any], config: WorkerConfig) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
     """The spec with each side's model as this worker loads it (a ModelScope id downloaded, a path made absolute),
-    an openai side pointed at this worker's own server (--openai-base-url), and a vLLM candidate at the worker's
-    warm engine when it holds one for this run (gate.checks.alignment.engine)."""
+    and the worker's servers by role (probe.execute's `servers`): an openai side asks this worker's own server
+    (--openai-base-url), a vLLM candidate the worker's warm engine when it holds one for this run
+    (gate.checks.alignment.engine)."""
     runnable = dict(checked)
+    servers: dict[str, dict[str, str]] = {}
     for role in ("candidate", "reference"):
         side = checked[role]
-        if role == "candidate" and config.warm_base_url and side["backend"] in ("vllm", "vllm-ascend"):
-            served = {"base_url": f"{config.warm_base_url}/v1", "served_model_name": SERVED_MODEL}
-            model = modelref.resolve(side["model"], config.work_dir / "models")  # its tokenizer is read here
-            runnable[role] = {**side, "model": model, "engine_args": {**side["engine_args"], **served}}
-        elif side["backend"] != "openai":
+        if side["backend"] != "openai":  # a server's model is a name, not files here
             runnable[role] = {**side, "model": modelref.resolve(side["model"], config.work_dir / "models")}
-        elif config.openai_base_url is None:
+        if role == "candidate" and config.warm_base_url and side["backend"] in ("vllm", "vllm-ascend"):
+            servers[role] = {"base_url": f"{config.warm_base_url}/v1", "served_model_name": SERVED_MODEL}
+        elif side["backend"] == "openai" and config.openai_base_url is None:
             raise ValueError(f"the {role} uses the openai backend and this worker has no server (--openai-base-url).")
-        else:  # a server's model is a name, not files here
-            runnable[role] = {**side, "engine_args": {**side["engine_args"], "base_url": config.openai_base_url}}
-    return runnable
+        elif side["backend"] == "openai" and config.openai_base_url is not None:
+            servers[role] = {"base_url": config.openai_base_url}
+    return runnable, servers
 
 
 def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal) -> str:
@@ -106,7 +106,7 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     model_fingerprint = None
     try:
         checked = spec.check(claimed.get("options"))
-        runnable = _resolved(checked, config)
+        runnable, servers = _resolved(checked, config)
         candidate = runnable["candidate"]
         if candidate["backend"] != "openai":
             folder = modelref.local_folder(candidate["model"])
@@ -121,7 +121,7 @@ def execute(agent: Agent, claimed: ClaimedRun, timing: Timing, renewal: Renewal)
     runner = Supervised(agent, claimed, timing, renewal, attempt / "processes", model_fingerprint)
     env = {**OFFLINE_ENV, **config.extra_env}
     try:
-        report = probe.execute(runnable, attempt / "probe", config.python, env, gsm8k_dir(config), runner)
+        report = probe.execute(runnable, attempt / "probe", config.python, env, gsm8k_dir(config), runner, servers)
     except Stopped as stop:
         return str(stop)
     except probe.SideFailed as exc:
