@@ -145,7 +145,7 @@ def test_one_engine_serves_a_models_runs_and_is_replaced_restarted_and_stopped(
     assert used[first["id"]]["up_s"] < used[second["id"]]["up_s"] < used[smoked["id"]]["up_s"]
     # the probe's vLLM side asked the warm server for prompt logprobs: float32 on both sides, so it passes
     assert aligned["verdict"] == "pass"
-    assert asked == 2  # one request per probe text, to the warm server
+    assert asked >= 2  # the probe's texts went to the warm server (none would, were it an in-process engine)
     # a serving run on the warm engine reads the engine's start-up figures from the log it has kept since
     figures = serving["report"]["server"]
     assert figures["kv_cache_tokens"] and figures["kv_cache_tokens"] > 512 and figures["engine_init_s"] is not None
