@@ -88,6 +88,7 @@ class Evaluation:
         pending = ""
         while chunk := stdout.read1(READ_CHUNK):
             self._log.write(chunk)
+            self._log.flush()  # the log on disk is read while the process runs (a warm engine's, by its runs)
             pending += chunk.decode("utf-8", "replace")
             *lines, pending = pending.split("\n")
             for line in lines:
