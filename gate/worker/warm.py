@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.worker import engines
+from gate.worker import engines, fingerprint, modelref
 from gate.worker.config import WorkerConfig
 from gate.worker.process import Evaluation, Invocation
 
@@ -87,6 +87,16 @@ class Wanted:
         """What one server can share: the same weights, engine arguments and devices."""
         what = {"model": self.fingerprint, "args": self.arguments(backend, config), "devices": self.devices}
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def wanted_for(
+    model: str, engine_args: dict[str, Any], devices: dict[str, str], config: WorkerConfig, revision: str | None = None
+) -> Wanted:
+    """The engine a run of `model` asks for: its files fetched (a hub or ModelScope id) and fingerprinted."""
+    model_path = modelref.resolve(model, config.work_dir / "models")
+    folder = modelref.local_folder(model_path, revision)
+    digest = fingerprint.fingerprint(folder, config.work_dir / "fingerprints.json").digest
+    return Wanted(model_path, digest, engine_args, devices)
 
 
 @dataclass

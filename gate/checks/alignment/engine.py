@@ -4,7 +4,7 @@ devices. A run comparing two precisions of the candidate needs two engines, so i
 from __future__ import annotations
 
 from gate.checks.alignment import spec
-from gate.worker import fingerprint, modelref, warm
+from gate.worker import warm
 from gate.worker.config import ClaimedRun, WorkerConfig
 
 VLLM_MAX_LOGPROBS = 20  # vLLM's default max_logprobs: a server started without the flag answers top_k up to this
@@ -15,9 +15,7 @@ def wanted(claimed: ClaimedRun, config: WorkerConfig) -> warm.Wanted | None:
     candidate = checked["candidate"]
     if candidate["backend"] not in ("vllm", "vllm-ascend") or checked["precisions"]:
         return None
-    model_path = modelref.resolve(candidate["model"], config.work_dir / "models")
-    digest = fingerprint.fingerprint(modelref.local_folder(model_path), config.work_dir / "fingerprints.json").digest
     args = {"dtype": candidate["dtype"], **candidate["engine_args"]}
     if checked["top_k"] > VLLM_MAX_LOGPROBS:  # only then: the same engine as accuracy and smoke runs otherwise
         args["max_logprobs"] = max(int(args.get("max_logprobs", 0)), checked["top_k"])
-    return warm.Wanted(model_path, digest, args, warm.worker_devices(config))
+    return warm.wanted_for(candidate["model"], args, warm.worker_devices(config), config)

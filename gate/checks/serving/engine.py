@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gate.checks.serving import launch, spec
-from gate.worker import fingerprint, modelref, warm
+from gate.worker import warm
 from gate.worker.config import ClaimedRun, WorkerConfig
 
 
@@ -11,6 +11,4 @@ def wanted(claimed: ClaimedRun, config: WorkerConfig) -> warm.Wanted | None:
     checked = spec.check(claimed.get("options"))
     if checked["backend"] not in ("vllm", "vllm-ascend"):
         return None
-    model_path = modelref.resolve(checked["model"], config.work_dir / "models")
-    digest = fingerprint.fingerprint(modelref.local_folder(model_path), config.work_dir / "fingerprints.json").digest
-    return warm.Wanted(model_path, digest, checked["engine_args"], launch.device_env(checked, config))
+    return warm.wanted_for(checked["model"], checked["engine_args"], launch.device_env(checked, config), config)
