@@ -35,7 +35,7 @@ def check(
         raise fail(str(exc)) from None
     served_all = True
     for name, leaves in named.items():
-        gaps = [found for leaf in leaves if (found := mirrors.gap(leaf, root)) is not None]
+        gaps = mirrors.gaps(leaves, root)
         served_all = served_all and not gaps
         if len(leaves) > 1:
             line = f"{name}: {len(leaves) - len(gaps)} of {len(leaves)} subtasks served"

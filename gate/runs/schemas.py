@@ -180,7 +180,7 @@ class RunDetail(RunOut):
     submitted_by: str | None
     failure_kind: str | None
     log_tail: str | None
-    # a sharded run's running estimate: [answered, right, low, high] per shard, the band holding the final score
+    # a sharded run's running estimate: {total, points: [[answered, right, low, high], ...]} (gate.verdicts.trail)
     estimate: dict[str, Any] | None
     files: list[str]
 

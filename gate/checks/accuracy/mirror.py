@@ -117,6 +117,11 @@ def gap(leaf: Leaf, mirror: Path) -> Gap | None:
     return Gap(leaf, "splits", folder, absent) if absent else None
 
 
+def gaps(leaves: list[Leaf], mirror: Path) -> list[Gap]:
+    """What the mirror lacks for each of these leaves (none: it serves them all)."""
+    return [found for leaf in leaves if (found := gap(leaf, mirror)) is not None]
+
+
 def describe(gaps: list[Gap]) -> str:
     """What is missing, one clause per dataset, naming the files expected."""
     clauses = []
@@ -162,10 +167,9 @@ def prepare(tasks: list[str], mirror: Path, out_dir: Path) -> Prepared:
     served: dict[str, Leaf] = {}
     for name in tasks:
         named = leaves(name)
-        gaps = [found for leaf in named if (found := gap(leaf, mirror)) is not None]
-        if gaps:
-            share = f"{len(gaps)} of its {len(named)} tasks lack" if len(named) > 1 else "it lacks"
-            raise NotInMirror(f"{name} cannot run from the dataset mirror {mirror}: {share} {describe(gaps)}.")
+        if lacking := gaps(named, mirror):
+            share = f"{len(lacking)} of its {len(named)} tasks lack" if len(named) > 1 else "it lacks"
+            raise NotInMirror(f"{name} cannot run from the dataset mirror {mirror}: {share} {describe(lacking)}.")
         served.update((leaf.task, leaf) for leaf in named)
     for leaf in served.values():
         assert leaf.upstream is not None and leaf.dataset is not None  # a leaf without them has a gap
