@@ -91,6 +91,31 @@ def test_code_executing_tasks_need_admin_and_a_sandbox(client: TestClient, auth:
     assert client.post("/api/v1/runs", json=trc, headers=auth["submit"]).status_code == 403
 
 
+def test_a_run_without_num_fewshot_runs_at_the_baselines_n_shot(client: TestClient, auth: dict) -> None:
+    """lm-eval gives every task of a run one --num_fewshot, and MMLU's own default (0) is not the gated 5."""
+
+    def submitted(**body: object):
+        return client.post("/api/v1/runs", json={**RUN, **body}, headers=auth["admin"])
+
+    def options(**body: object) -> dict:
+        run_id = submitted(**body).json()["id"]
+        return client.get(f"/api/v1/runs/{run_id}", headers=auth["read"]).json()["options"]
+
+    assert options(tasks=["gsm8k", "mmlu"])["num_fewshot"] == 5
+    assert options(tasks=["minerva_math"])["num_fewshot"] == 4
+    assert options(tasks=["mmlu"], options={"num_fewshot": 0})["num_fewshot"] == 0  # asked for: kept
+    assert "num_fewshot" not in options(tasks=["mmlu"], baseline=None)  # no baseline: lm-eval's own default
+    before = count_runs(client, auth)
+    mixed = submitted(tasks=["gsm8k", "humaneval", "minerva_math"])
+    assert mixed.status_code == 422
+    assert mixed.json()["detail"] == (
+        "baseline 'qwen3-4b-thinking-2507' gates gsm8k 5-shot, humaneval 0-shot, minerva_math 4-shot, and lm-eval "
+        "runs every task of a run at one num_fewshot: submit one run per n-shot, or a qualification, which runs "
+        "each benchmark at its baseline's"
+    )
+    assert count_runs(client, auth) == before
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -254,14 +254,18 @@ def comparison(session: Session, a: Run, b: Run, only_flips: bool = True) -> dic
     flips, paired = [], {}
     for row in rows:
         flt = row["metric"].split(",", 1)[1]
-        sample_a = _samples(session, a.id, row["task"], flt)
-        sample_b = _samples(session, b.id, row["task"], flt)
+        # a group (MMLU) pairs over its leaf subtasks' documents; its flips are listed under the leaves' rows
+        leaves = ((b.eval_profile or {}).get(row["task"]) or {}).get("subtasks") or []
+        sample_a = _samples(session, a.id, leaves or [row["task"]], flt)
+        sample_b = _samples(session, b.id, leaves or [row["task"]], flt)
         result = gate_verdict.pair(
             {k: s.correct for k, s in sample_b.items()}, {k: s.correct for k, s in sample_a.items()}
         )
         if result is None:
             continue
         paired[(row["task"], row["metric"])] = result
+        if leaves:
+            continue
         for key in sorted(sample_a.keys() & sample_b.keys(), key=lambda k: sample_a[k].doc_id):
             if sample_a[key].correct != sample_b[key].correct:
                 flips.append({"task": row["task"], "metric": row["metric"], "a": sample_a[key], "b": sample_b[key]})
@@ -273,11 +277,14 @@ def comparison(session: Session, a: Run, b: Run, only_flips: bool = True) -> dic
     return {"a": a, "b": b, "rows": rows, "flips": flips, "paired": paired, "same_weights": same_weights}
 
 
-def _samples(session: Session, run_id: int, task: str, flt: str) -> dict[str, SampleRecord]:
+def _samples(session: Session, run_id: int, tasks: list[str], flt: str) -> dict[str, SampleRecord]:
+    """A run's per-document outcomes of these tasks, keyed by task and document hash."""
     rows = session.scalars(
-        select(SampleRecord).where(SampleRecord.run_id == run_id, SampleRecord.task == task, SampleRecord.filter == flt)
+        select(SampleRecord).where(
+            SampleRecord.run_id == run_id, SampleRecord.task.in_(tasks), SampleRecord.filter == flt
+        )
     )
-    return {s.doc_hash: s for s in rows if s.doc_hash}
+    return {f"{s.task}/{s.doc_hash}": s for s in rows if s.doc_hash}
 
 
 def badge_state(session: Session, model: str, baseline_name: str | None) -> str:

@@ -137,6 +137,8 @@ def _accuracy_options(
         where = f"baseline {baseline.name!r}" if baseline else "any baseline"
         raise InvalidInput(f"unknown task(s) {', '.join(unknown)}: not in {where}", field="tasks")
     resolved = run_options.resolve(run_options.RunOptions.model_validate(request.options))
+    if resolved.num_fewshot is None and baseline is not None:
+        resolved.num_fewshot = _baseline_fewshot(baseline, request.tasks)
     code_tasks = sorted(set(request.tasks) & run_options.CODE_EXECUTING_TASKS)
     if (code_tasks or resolved.model_args.trust_remote_code) and not admin:
         what = f"code-executing task(s) {', '.join(code_tasks)}" if code_tasks else "trust_remote_code"
@@ -144,6 +146,21 @@ def _accuracy_options(
     if code_tasks and "sandboxed" not in labels:
         labels.append("sandboxed")  # model-written code runs only on sandboxed workers
     return resolved.model_dump(exclude_none=True)
+
+
+def _baseline_fewshot(baseline: Baseline, tasks: list[str]) -> int | None:
+    """The n-shot the baseline gates these tasks at. lm-eval gives every task of a run one --num_fewshot, and a
+    task's own default can differ from the baseline's (MMLU: 0 upstream, 5 gated), so a run that names none runs at
+    the baseline's; tasks gated at different n-shots cannot share a run."""
+    shots = {s.task: s.num_fewshot for s in baseline.scores if s.task in tasks and s.num_fewshot is not None}
+    if len(set(shots.values())) > 1:
+        listed = ", ".join(f"{task} {n}-shot" for task, n in sorted(shots.items()))
+        raise InvalidInput(
+            f"baseline {baseline.name!r} gates {listed}, and lm-eval runs every task of a run at one num_fewshot: "
+            "submit one run per n-shot, or a qualification, which runs each benchmark at its baseline's",
+            field="tasks",
+        )
+    return next(iter(shots.values()), None)
 
 
 def _same_request(existing: Run, fingerprint: str) -> Run:
