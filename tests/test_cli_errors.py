@@ -49,6 +49,9 @@ CASES = [
      "--token", "t"], {}, "error: "),
     ("webhooks create-source without a server key", ["webhooks", "create-source", "--name", "s", "--kind",
      "github"], {"GATE_SECRET_KEY": ""}, "error: "),
+    ("worker, --once with --max-runs 3", ["worker", "--server", "http://127.0.0.1:{port}", "--token", "t",
+     "--backend", "hf", "--once", "--max-runs", "3"], {},
+     "error: Invalid value for --once: it means --max-runs 1; give one of the two"),
     ("a bad GATE_ variable", ["db", "upgrade"], {"GATE_LEASE_S": "soon"}, "error: bad configuration: GATE_LEASE_S"),
 ]  # fmt: skip
 

@@ -91,7 +91,19 @@ def worker(
             min=0, max=60, help="seconds a claim waits on the server for a queued run", metavar="CLAIM_WAIT_S"
         ),
     ] = 20.0,
-    max_runs: Annotated[int | None, typer.Option(metavar="MAX_RUNS", help="exit after this many runs")] = None,
+    max_runs: Annotated[int | None, typer.Option(min=1, metavar="MAX_RUNS", help="exit after this many runs")] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="wait for one run, execute it and exit: --max-runs 1 (for batch jobs)")
+    ] = False,
+    exit_when_idle_s: Annotated[
+        float | None,
+        typer.Option(
+            "--exit-when-idle",
+            min=0,
+            metavar="S",
+            help="exit once nothing was claimed for S seconds, stopping the warm engine (for batch jobs)",
+        ),
+    ] = None,
     warm_engine: Annotated[
         bool,
         typer.Option(help="backends vllm, vllm-ascend: keep one vLLM server per model and engine arguments warm"),
@@ -106,6 +118,8 @@ def worker(
     from gate.worker.client import GateClient, ServerRefused
     from gate.worker.config import WorkerConfig
 
+    if once and max_runs not in (None, 1):
+        raise typer.BadParameter("it means --max-runs 1; give one of the two", param_hint="--once")
     if backend not in BACKENDS:
         raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -152,7 +166,7 @@ def worker(
     the_agent = agent.Agent(client, config, timing, name=name)
     the_agent.install_signal_handlers()
     try:
-        the_agent.serve(max_runs=max_runs)
+        the_agent.serve(max_runs=1 if once else max_runs, exit_when_idle_s=exit_when_idle_s)
     except ServerRefused as exc:  # a wrong token or a worker the server will not take: not worth a traceback
         typer.echo(f"error: the server refused this worker: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -102,13 +102,22 @@ class Agent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, drain)
 
-    def serve(self, max_runs: int | None = None) -> int:
-        """Claim and execute runs until drained (or max_runs done). Returns the number of runs executed."""
+    def serve(self, max_runs: int | None = None, exit_when_idle_s: float | None = None) -> int:
+        """Claim and execute runs until drained, max_runs are done, or nothing was claimed for exit_when_idle_s
+        seconds (a batch job's worker gives its node back). Returns the number of runs executed."""
         executed = 0
+        idle_since = time.monotonic()
         try:
             while not self.draining.is_set() and (max_runs is None or executed < max_runs):
+                wait_s = self.timing.claim_wait_s
+                if exit_when_idle_s is not None:
+                    left_s = idle_since + exit_when_idle_s - time.monotonic()
+                    if left_s <= 0:
+                        log.info("worker %s: nothing claimed for %g s", self.name, exit_when_idle_s)
+                        break
+                    wait_s = min(wait_s, left_s)  # the last long-poll ends when the idle time is up
                 try:
-                    claimed = self._claim()
+                    claimed = self._claim(wait_s)
                 except Drained:
                     break
                 except ConnectionError as exc:
@@ -120,18 +129,17 @@ class Agent:
                 elif claimed is not None:
                     self.execute(claimed)
                     executed += 1
+                    idle_since = time.monotonic()
         finally:
             if self.warm is not None:
                 self.warm.stop()
-        log.info("worker %s drained after %d run(s)", self.name, executed)
+        log.info("worker %s stopped after %d run(s)", self.name, executed)
         return executed
 
-    def _claim(self) -> ClaimedRun | None:
+    def _claim(self, wait_s: float) -> ClaimedRun | None:
         self._idle = True
         try:
-            return self.client.claim(
-                self.name, self.config.backend, list(self.config.labels), self.base_info, self.timing.claim_wait_s
-            )
+            return self.client.claim(self.name, self.config.backend, list(self.config.labels), self.base_info, wait_s)
         finally:
             self._idle = False
 
