@@ -86,11 +86,12 @@ def test_a_healthy_port_is_never_stopped_and_its_sharded_run_is_the_full_run(
         assert [ours[d][key] for d in range(1319)] == [theirs[d][key] for d in range(1319)], key
     assert sharded["task_hashes"] == full["task_hashes"]
     # answered in a random order, not the document order: the progress lines count up by shards
-    assert "| 40/1319" in run["stdout"] and "| 1319/1319" in run["stdout"]
+    assert "| 8/1319" in run["stdout"] and "| 1319/1319" in run["stdout"]
     # the running estimate: one point per shard, its band narrowing to the final score, never leaving the gate
     trail = sharded["sharded"]["trail"]
     points = trail["points"]
-    assert trail["total"] == 1319 and [p[0] for p in points] == [*range(40, 1319, 40), 1319]
+    # shards of 8, 16, 32, then 40 each
+    assert trail["total"] == 1319 and [p[0] for p in points] == [8, 24, 56, *range(96, 1319, 40), 1319]
     assert points[-1] == [1319, 927, round(927 / 1319, 6), round(927 / 1319, 6)]
     widths = [high - low for _, _, low, high in points]
     assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(widths)) and widths[0] > 0.3
@@ -100,7 +101,7 @@ def test_a_healthy_port_is_never_stopped_and_its_sharded_run_is_the_full_run(
 
 
 @pytest.mark.parametrize(
-    ("early_stop", "rule", "most"), [(None, "certainty", 440), ({"alpha": 0.05}, "confidence_sequence", 200)]
+    ("early_stop", "rule", "most"), [(None, "certainty", 456), ({"alpha": 0.05}, "confidence_sequence", 8)]
 )
 def test_a_broken_port_stops_early_and_fails(
     tiny_model: Path, gsm8k_overrides: Path, tmp_path: Path, early_stop: dict | None, rule: str, most: int
@@ -109,7 +110,7 @@ def test_a_broken_port_stops_early_and_fails(
         run = sharded_run(server.url, "gold-0", tiny_model, gsm8k_overrides, tmp_path, early_stop)
     raw = json.loads(run["results"].read_text())
     stopped = raw["stopped"]
-    assert stopped["rule"] == rule and stopped["of"] == 1319 and stopped["at"] <= most
+    assert stopped["rule"] == rule and stopped["of"] == 1319 and stopped["at"] == most
     assert stopped["bound"][1] < 0.683
     assert raw["n-samples"]["gsm8k"] == {"original": 1319, "effective": stopped["at"]}
     # the running estimate ends where the run stopped, with the band that decided it, wholly below the gate
