@@ -55,11 +55,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def gate_server(url: str, log: Path, **settings: str) -> Iterator[str]:
+def gate_server(url: str, log: Path, workers: int = 1, **settings: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "GATE_DATABASE_URL": url, **{f"GATE_{k.upper()}": v for k, v in settings.items()}}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gate.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "gate.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

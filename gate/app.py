@@ -1,4 +1,4 @@
-"""create_app(settings): the FastAPI application and its lifespan (engine, migrations, baselines, reaper)."""
+"""create_app(settings): the FastAPI application and its lifespan (engine, migrations, baselines, background loops)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import anyio
@@ -16,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gate import checks, db, edge, handlers, migrate
+from gate import checks, edge, handlers, migrate
 from gate.baselines import endpoints as baseline_endpoints
 from gate.baselines import files as baseline_files
 from gate.baselines import service as baselines
@@ -24,13 +23,12 @@ from gate.dashboard import formatting as dashboard_formatting
 from gate.dashboard import routes as dashboard_routes
 from gate.dashboard.static import STATIC_DIR
 from gate.db import is_sqlite, make_engine, make_session_factory, transaction
+from gate.deployment import background, wakeups
 from gate.i18n import web as i18n_web
 from gate.notifications import endpoints as webhook_endpoints
-from gate.notifications import inbound, sender
 from gate.qualifications import endpoints as qualification_endpoints
 from gate.qualifications import pages as qualification_pages
 from gate.runs import endpoints as run_endpoints
-from gate.runs import service as runs
 from gate.runs import workers
 from gate.settings import Settings, get_settings
 
@@ -73,37 +71,6 @@ class BodyLimit:
         await self.app(scope, bounded_receive, send)
 
 
-def _reap(app: FastAPI, outage_s: float) -> tuple[int, int]:
-    settings: Settings = app.state.settings
-    with transaction(app.state.sessions, write=True) as session:
-        if outage_s:
-            # Workers could not renew while the database was away: that time is not theirs to lose.
-            extended = runs.extend_leases(session, outage_s)
-            log.info("reaper: database back after %.0f s; %d running leases extended by that", outage_s, extended)
-        inbound.prune_deliveries(session, settings.inbound_delivery_keep_days)
-        return runs.reap(session, settings.queued_ttl_s)
-
-
-async def _reaper(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    away_since: float | None = None
-    while True:
-        try:
-            # In a thread: waiting for SQLite's write lock on the event loop would stall every request.
-            outage_s = 0.0 if away_since is None else time.monotonic() - away_since + settings.reaper_interval_s
-            lost, expired = await asyncio.to_thread(_reap, app, outage_s)
-            away_since = None
-            if lost or expired:
-                log.info("reaper: %d runs with lost leases, %d expired unclaimed", lost, expired)
-        except Exception as error:  # the sweep must outlive a database blip; it logs and tries again
-            if not db.unavailable(error):
-                log.exception("reaper sweep failed")
-            elif away_since is None:
-                away_since = time.monotonic()
-                log.warning("reaper: the database is unavailable: %s", str(error).splitlines()[0])
-        await asyncio.sleep(settings.reaper_interval_s)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -120,10 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.write_turn = asyncio.Semaphore(1 if is_sqlite(engine) else max(threads // 2, 1))
         with transaction(app.state.sessions, write=True) as session:
             baselines.load(session, baseline_files.read_dir(settings.baselines_dir))
-        background = [asyncio.create_task(_reaper(app)), asyncio.create_task(sender.delivery_loop(app))]
+        app.state.wakeups = wakeups.Wakeups.start(engine, settings.listen_notify)
+        leading = asyncio.create_task(background.lead(app))
         yield
-        for task in background:
-            task.cancel()
+        leading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leading  # it steps down, so another process leads at once
+        app.state.wakeups.stop()
         engine.dispose()
 
     app = FastAPI(

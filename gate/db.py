@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -28,6 +28,13 @@ IMMEDIATE = {"gate_immediate": True}
 SQLITE_POOL = {"pool_size": 8, "max_overflow": -1}  # connections to a file are cheap
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 50}
 
+
+# Postgres NOTIFY channels (gate.deployment.wakeups): what waiting API processes look for again once woken
+QUEUED = "gate_queued"  # a run waits for a worker: claims
+CHANGED = "gate_changed"  # a running run was cancelled, handed back or lost its lease: watches
+OUTBOX = "gate_outbox"  # a notification waits to be sent: the delivery sender
+CHANNELS = (QUEUED, CHANGED, OUTBOX)
+WOKEN_LOOK_S = 5.0  # seconds: a waiter woken by NOTIFY still looks at least this often, whatever it missed
 
 MAX_ID = 2**31 - 1  # ids are Integer, 32-bit on Postgres: a larger value cannot name a row
 
@@ -113,3 +120,11 @@ def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Itera
         except BaseException:
             session.rollback()
             raise
+
+
+def notify(session: Session, *channels: str) -> None:
+    """Wake the processes waiting on these channels once this transaction commits (Postgres delivers NOTIFY at
+    commit, so they see its rows); on SQLite they poll."""
+    if session.get_bind().dialect.name != "sqlite":
+        for channel in channels:
+            session.execute(select(func.pg_notify(channel, "")))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from gate.db import IMMEDIATE, is_sqlite
 from gate.settings import ROOT
 
 
@@ -16,8 +17,15 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+MIGRATION_LOCK = 0x6761_7465  # "gate": the Postgres advisory lock every migrating process queues on
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as connection:
+    """Upgrade in one transaction that holds the database's write lock (SQLite) or an advisory lock (Postgres):
+    API processes and hosts starting together, and a migrations job, migrate one after another, not at once."""
+    with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+        if not is_sqlite(engine):
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

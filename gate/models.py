@@ -4,7 +4,15 @@ from importlib import import_module
 
 from gate.checks import KINDS
 
-DOMAINS = ("gate.runs", "gate.baselines", "gate.auth", "gate.notifications", "gate.qualifications", *KINDS.values())
+DOMAINS = (
+    "gate.runs",
+    "gate.deployment",
+    "gate.baselines",
+    "gate.auth",
+    "gate.notifications",
+    "gate.qualifications",
+    *KINDS.values(),
+)
 
 for package in DOMAINS:
     import_module(f"{package}.models")

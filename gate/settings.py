@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     # Worker protocol (issue defaults from GitHub/GitLab/Buildkite runners and Solid Queue).
     lease_s: float = 300.0
     reaper_interval_s: float = 60.0
+    # One process of the deployment runs the reaper and the delivery sender (gate.deployment.leader): it renews its
+    # lead every leader_renew_s; when it dies, another takes over once leader_ttl_s has passed
+    leader_ttl_s: float = 15.0
+    leader_renew_s: float = 5.0
+    # Postgres: processes wake each other with LISTEN/NOTIFY (gate.deployment.wakeups). Off behind a connection pooler
+    # in transaction mode (PgBouncer's usual one), which cannot hold a LISTEN: waiters then poll.
+    listen_notify: bool = True
     max_attempts: int = 3
     queued_ttl_s: float = 24 * 3600.0
     claim_wait_s: float = 20.0  # long-poll window of a claim

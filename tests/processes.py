@@ -26,10 +26,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database_url: str, log_dir: Path, port: int | None = None, **settings: str) -> None:
+    def __init__(
+        self, database_url: str, log_dir: Path, port: int | None = None, workers: int = 1, **settings: str
+    ) -> None:
         self.database_url, self.log_dir = database_url, log_dir
         self.port = port or free_port()
-        self.settings = settings
+        self.workers, self.settings = workers, settings
         self.process: subprocess.Popen | None = None
 
     @property
@@ -46,7 +48,7 @@ class Server:
         }
         log = (self.log_dir / f"server-{self.port}.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gate.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "gate.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -69,8 +71,8 @@ class Server:
 
 
 @contextmanager
-def server(database_url: str, log_dir: Path, **settings: str) -> Iterator[Server]:
-    s = Server(database_url, log_dir, **settings).start()
+def server(database_url: str, log_dir: Path, workers: int = 1, **settings: str) -> Iterator[Server]:
+    s = Server(database_url, log_dir, workers=workers, **settings).start()
     try:
         yield s
     finally:

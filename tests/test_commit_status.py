@@ -151,7 +151,8 @@ def test_a_run_whose_commit_cannot_be_reported_is_refused(app_client) -> None:
 
 
 def test_the_final_status_supersedes_an_unsent_pending_one(database_url: str) -> None:
-    settings = webhook_settings(database_url, delivery_poll_s=3600)  # nothing is sent until the test says so
+    # nothing is sent until the test says so: the sender polls once an hour and no NOTIFY wakes it
+    settings = webhook_settings(database_url, delivery_poll_s=3600, listen_notify=False)
     with serving(StatusAPI([])) as api, TestClient(create_app(settings)) as client:
         read = {"read": {"Authorization": f"Bearer {make_token(database_url, 'read', 'read')}"}}
         admin = {"Authorization": f"Bearer {make_token(database_url, 'admin', 'admin')}"}
@@ -164,7 +165,7 @@ def test_the_final_status_supersedes_an_unsent_pending_one(database_url: str) ->
         assert (superseded["status"], final["status"]) == ("superseded", "pending")
         again = client.post(f"/api/v1/deliveries/{superseded['id']}/redeliver", headers=admin)
         assert again.status_code == 409 and "newer commit status" in again.json()["detail"]
-        assert sender.send_due(client.app) == 1
+        assert sender.send_due(client.app) == (1, 0.0)
         assert api.states() == ["error"] and api.received[0]["body"]["description"] == f"run {run_id} cancelled"
 
 

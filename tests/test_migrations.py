@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
 
 import gate.models  # noqa: F401  (every domain's and kind's tables, as Alembic's env imports them)
 from gate import migrate
@@ -34,3 +38,26 @@ def test_the_migrated_schema_is_the_models_schema(database_url: str) -> None:
         added = {foreign_key(d) for d in differences if d[0] == "add_fk"}
         differences = [d for d in differences if foreign_key(d) is None or foreign_key(d) not in removed & added]
     assert differences == []
+
+
+def test_processes_starting_together_migrate_one_after_another(database_url: str) -> None:
+    """API processes (and a migrations job) that start at once on a fresh database: each waits for the one
+    migrating, then finds the schema at head; none fails on a table another created."""
+    engines = [make_engine(database_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+
+    def start(engine: Engine) -> None:
+        barrier.wait()
+        migrate.upgrade(engine)
+
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            list(pool.map(start, engines))  # re-raises the first failure
+        with engines[0].connect() as connection:
+            assert MigrationContext.configure(connection).get_current_heads() == tuple(
+                ScriptDirectory.from_config(migrate.alembic_config(database_url)).get_heads()
+            )
+            assert connection.execute(text("SELECT count(*) FROM leaders")).scalar_one() == 1
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -25,6 +25,15 @@ from gate.db import make_engine, make_session_factory, transaction
 from gate.settings import get_settings
 from gate.worker.process import parent_death_signal
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# uvicorn's logging, and gate's own messages (the leader, the reaper, deliveries) beside its, in every process
+LOGGING = {
+    **uvicorn.config.LOGGING_CONFIG,
+    "loggers": {**uvicorn.config.LOGGING_CONFIG["loggers"], "gate": {"handlers": ["default"], "level": "INFO"}},
+}
+SUPERVISOR_PID = "GATE_SUPERVISOR_PID"
 WORKER_STOP_S = 15.0  # the worker's own cancel grace (10 s) plus its hand-back
 
 DEMO_BANNER = """
@@ -137,6 +146,56 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+class _Processes:
+    """uvicorn's supervisor of several API processes on one socket (it restarts one that dies); SIGINT and SIGTERM
+    drain the local worker first, as with one process."""
+
+    def __init__(self, config: uvicorn.Config, before_exit: Callable[[], None]) -> None:
+        self.config, self.before_exit = config, before_exit
+        self.should_exit = False  # set by the local worker's thread when the worker ends on its own
+
+    def run(self) -> None:
+        from uvicorn.supervisors import Multiprocess
+
+        stopping = self
+
+        class Supervisor(Multiprocess):
+            def handle_int(self) -> None:
+                stopping.before_exit()
+                super().handle_int()
+
+            def handle_term(self) -> None:
+                stopping.before_exit()
+                super().handle_term()
+
+            def keep_subprocess_alive(self) -> None:
+                if stopping.should_exit:
+                    self.should_exit.set()
+                super().keep_subprocess_alive()
+
+        Supervisor(self.config, sockets=[self.config.bind_socket()]).run()
+
+
+def api_process() -> FastAPI:
+    """The app of each API process under --workers N: it ends with its supervisor, kill -9 included, instead of
+    serving on as an orphan."""
+    parent_death_signal(signal.SIGTERM)()
+    if str(os.getppid()) != os.environ.get(SUPERVISOR_PID):  # the supervisor died before the signal was armed
+        raise SystemExit(1)
+    from gate.app import create_app
+
+    return create_app()
+
+
+def _migrate() -> None:
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_s)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 class _LocalWorker:
     """The side-car worker of `gate serve --worker`: started once the API answers, drained on stop; if it ends on
     its own (a bad --local-data, a crash), the server stops too rather than queue runs nobody will take."""
@@ -147,7 +206,7 @@ class _LocalWorker:
         self.stopping = threading.Event()
         self.failed = False
 
-    def run(self, server: uvicorn.Server, then: Callable[[], None] | None) -> None:
+    def run(self, server: uvicorn.Server | _Processes, then: Callable[[], None] | None) -> None:
         """In a thread that lives as long as the worker (its parent-death signal is bound to this thread)."""
         _wait_healthy(self.url)
         if self.stopping.is_set():
@@ -188,6 +247,14 @@ def serve(
     work_dir: Annotated[Path, typer.Option(metavar="WORK_DIR", help="the local worker's outputs and caches")] = Path(
         ".gate"
     ),
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="API processes (default: this machine's cores); one of them runs the reaper and delivery sender",
+        ),
+    ] = None,
 ) -> None:
     """Run the gate server: REST API under /api/v1 and the dashboard. SIGINT or SIGTERM stops it (and its local
     worker, which hands back a run in progress) within seconds."""
@@ -204,8 +271,28 @@ def serve(
         worker_token, admin_token = _local_tokens()
         typer.echo(f"local admin token (for gate submit / the API):\n{admin_token}", err=True)
         side_car = _LocalWorker(url, worker_token, local_data or [], work_dir.resolve() / "worker")
-    config = uvicorn.Config(create_app(), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
-    server = _Server(config, before_exit=side_car.stop if side_car else lambda: None)
+    processes = workers or len(os.sched_getaffinity(0))  # the cores this process may run on (a container's cpuset)
+    stop_side_car = side_car.stop if side_car else lambda: None
+    if processes == 1:
+        config = uvicorn.Config(
+            create_app(), host=host, port=port, log_config=LOGGING, log_level="info", timeout_graceful_shutdown=5
+        )
+        server: uvicorn.Server | _Processes = _Server(config, before_exit=stop_side_car)
+    else:
+        # each process builds its own app (the factory), after this one has migrated the database once
+        _migrate()
+        os.environ[SUPERVISOR_PID] = str(os.getpid())  # the API processes inherit it
+        config = uvicorn.Config(
+            "gate.cli.serve:api_process",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            log_config=LOGGING,
+            log_level="info",
+        )
+        config.timeout_graceful_shutdown = 5
+        server = _Processes(config, before_exit=stop_side_car)
     if side_car is not None:
         demo_run = (lambda: _queue_demo(url, admin_token, work_dir.resolve(), local_data or [])) if demo else None
         threading.Thread(target=side_car.run, args=(server, demo_run), daemon=True, name="local-worker").start()

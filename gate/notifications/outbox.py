@@ -6,9 +6,10 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from gate import db
 from gate.db import utcnow
 from gate.errors import Conflict, NotFound
 from gate.notifications import commit_status, notifiers
@@ -89,6 +90,7 @@ def on_run_queued(session: Session, run: Run) -> None:
     for notifier in notifiers.of_source(session, run.source_id):
         if notifier.kind in commit_status.KINDS and (message := _commit_status(session, run, notifier)):
             session.add(message)
+            db.notify(session, db.OUTBOX)
 
 
 def _disabled(session: Session, url: str) -> bool:
@@ -105,6 +107,7 @@ def on_run_end(session: Session, run: Run) -> None:
     body = payload(session, run) if webhooks else {}
     for url, notifier in webhooks:
         session.add(_message(run, notifiers.WEBHOOK, url, body, notifier))
+        db.notify(session, db.OUTBOX)
     for notifier in attached:
         if notifier.kind not in commit_status.KINDS:
             continue
@@ -120,12 +123,15 @@ def on_run_end(session: Session, run: Run) -> None:
         )
         if message := _commit_status(session, run, notifier):
             session.add(message)
+            db.notify(session, db.OUTBOX)
 
 
-def any_due(session: Session) -> bool:
-    """A read-only look, so that an idle sender does not take SQLite's write lock every poll."""
-    due = select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
-    return session.scalar(due.limit(1)) is not None
+def due_in_s(session: Session) -> float | None:
+    """Seconds until the earliest pending notification is due (<= 0: now), None when none is pending. A read-only
+    look, so that an idle sender does not take SQLite's write lock every poll."""
+    pending = select(func.min(Notification.next_attempt_at)).where(Notification.status == "pending")
+    earliest = session.scalar(pending)
+    return None if earliest is None else (earliest - utcnow()).total_seconds()
 
 
 def claim_due(session: Session, in_flight_s: float) -> list[Notification]:
@@ -196,6 +202,7 @@ def redeliver(session: Session, notification_id: int) -> Notification:
     session.execute(delete(DisabledEndpoint).where(DisabledEndpoint.url == notification.url))
     notification.status, notification.next_attempt_at = "pending", utcnow()
     session.flush()
+    db.notify(session, db.OUTBOX)
     return notification
 
 

@@ -199,11 +199,13 @@ def _post(
     return attempt(last)
 
 
-def send_due(app: FastAPI) -> int:
+def send_due(app: FastAPI) -> tuple[int, float | None]:
+    """(how many were sent, seconds until the next pending one is due: None when none is pending)."""
     settings: Settings = app.state.settings
     with transaction(app.state.sessions) as session:
-        if not notifications.any_due(session):
-            return 0
+        due_in_s = notifications.due_in_s(session)
+        if due_in_s is None or due_in_s > 0:
+            return 0, due_in_s
     # httpx's timeout bounds each phase of a request, not its whole: the window leaves room for slow receivers.
     in_flight_s = notifications.BATCH * settings.delivery_timeout_s * 4
     with transaction(app.state.sessions, write=True) as session:
@@ -227,22 +229,27 @@ def send_due(app: FastAPI) -> int:
                     error=outcome["error"],
                     next_delay_s=next_delay,
                 )
-    return len(due)
+    return len(due), 0.0
 
 
 async def delivery_loop(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    wakeups = app.state.wakeups
     away = False  # an outage is logged once, not at every poll
     while True:
+        ticket = wakeups.ticket(db.OUTBOX)
+        wait_s = db.WOKEN_LOOK_S
         try:
-            sent = await asyncio.to_thread(send_due, app)
+            sent, due_in_s = await asyncio.to_thread(send_due, app)
             away = False
             if sent == notifications.BATCH:
                 continue  # a full batch: more may be waiting
+            if due_in_s is not None:
+                wait_s = min(max(due_in_s, 0.0), wait_s)  # a retry falls due: no notification says so
         except Exception as error:  # the loop must outlive a database blip; it logs and tries again
             if not db.unavailable(error):
                 log.exception("delivery sweep failed")
             elif not away:
                 away = True
                 log.warning("delivery: the database is unavailable: %s", str(error).splitlines()[0])
-        await asyncio.sleep(settings.delivery_poll_s)
+        await wakeups.wait(ticket, wait_s, settings.delivery_poll_s)

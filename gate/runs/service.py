@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, String, cast, exc, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from gate import db
 from gate.baselines import service as baselines
 from gate.baselines.models import Baseline
 from gate.checks.accuracy import recording
@@ -123,6 +124,7 @@ def submit(
         return _same_request(existing, fingerprint), False
     session.add_all(RunTask(run_id=run.id, task=task) for task in dict.fromkeys(request.tasks))
     session.flush()
+    db.notify(session, db.QUEUED)
     return run, True
 
 
@@ -209,7 +211,19 @@ def cancel(session: Session, run_id: int) -> Run:
 def _transition(session: Session, run_id: int, *guard: ColumnElement[bool], **values: Any) -> Run | None:
     """Set values on the run if it still matches guard, in one UPDATE: the run as updated, or None."""
     statement = update(Run).where(Run.id == run_id, *guard).values(**values).returning(Run)
-    return session.scalars(statement.execution_options(populate_existing=True)).one_or_none()
+    run = session.scalars(statement.execution_options(populate_existing=True)).one_or_none()
+    if run is not None:
+        _wake(session, values)
+    return run
+
+
+def _wake(session: Session, values: dict[str, Any]) -> None:
+    """Processes waiting on what this change ends or queues look again once it commits (gate.db.notify)."""
+    status = values.get("status")
+    if status == RunStatus.QUEUED:
+        db.notify(session, db.QUEUED, db.CHANGED)
+    elif status in (RunStatus.CANCELLED, RunStatus.FAILED):
+        db.notify(session, db.CHANGED)
 
 
 def _reread(session: Session, run_id: int) -> Run:
@@ -541,7 +555,10 @@ def _sweep(session: Session, guard: tuple[ColumnElement[bool], ...], values: dic
     """Set values on every run that matches guard and no other transaction holds, in one UPDATE."""
     free = select(Run.id).where(*guard).with_for_update(skip_locked=True)
     statement = update(Run).where(Run.id.in_(free), *guard).values(**values).returning(Run)
-    return list(session.scalars(statement.execution_options(populate_existing=True)))
+    swept = list(session.scalars(statement.execution_options(populate_existing=True)))
+    if swept:
+        _wake(session, values)
+    return swept
 
 
 def reap(session: Session, queued_ttl_s: float) -> tuple[int, int]:

@@ -6,7 +6,6 @@ token gets 409, so a worker back from the dead cannot overwrite the attempt that
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import datetime
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from gate import db
 from gate.auth.deps import Reader, WorkerAuth
 from gate.checks.accuracy.uploads import parse_upload
 from gate.db import transaction
@@ -28,6 +28,7 @@ from gate.runs.schemas import MODEL_FINGERPRINT, RunOut, WorkerOut
 from gate.verdicts import trail
 
 router = APIRouter(prefix="/workers", tags=["workers"])
+# Without a listener (SQLite, or Postgres while the listening connection is down) waiters poll:
 CLAIM_POLL_S = 0.1  # how often a waiting claim looks for work: bounds queue latency
 WATCH_POLL_S = 0.5  # how often a watch looks for a cancel: well inside the 5 s promise
 MAX_COUNT = 2**31 - 1  # progress is kept in Integer columns, 32-bit on Postgres
@@ -166,14 +167,16 @@ async def claim(body: ClaimRequest, request: Request, principal: WorkerAuth) -> 
     async with write_turn(request.app):
         worker_id = await run_in_threadpool(register)
     deadline = time.monotonic() + body.wait_s
+    wakeups = request.app.state.wakeups
     while not body.draining:
+        ticket = wakeups.ticket(db.QUEUED)
         async with write_turn(request.app):
             claimed = await run_in_threadpool(_try_claim, request, body, worker_id)
         if claimed is not None:
             return claimed
-        if time.monotonic() >= deadline or await request.is_disconnected():
+        if (left_s := deadline - time.monotonic()) <= 0 or await request.is_disconnected():
             break
-        await asyncio.sleep(CLAIM_POLL_S)
+        await wakeups.wait(ticket, min(left_s, db.WOKEN_LOOK_S), CLAIM_POLL_S)
     return Response(status_code=204)
 
 
@@ -216,11 +219,14 @@ async def watch(
             return "running" if run.status == RunStatus.RUNNING else "lost"
 
     deadline = time.monotonic() + wait_s
+    wakeups = request.app.state.wakeups
     while True:
+        ticket = wakeups.ticket(db.CHANGED)
         current = await run_in_threadpool(state)
-        if current != "running" or time.monotonic() >= deadline or await request.is_disconnected():
+        left_s = deadline - time.monotonic()
+        if current != "running" or left_s <= 0 or await request.is_disconnected():
             return WatchReply(state=current)
-        await asyncio.sleep(WATCH_POLL_S)
+        await wakeups.wait(ticket, min(left_s, db.WOKEN_LOOK_S), WATCH_POLL_S)
 
 
 @router.post("/runs/{run_id}/complete", response_model=RunOut)
