@@ -1,7 +1,7 @@
 """Deciding early (issue 15), simulated: how many of GSM8K's 1319 questions a run answers before it is stopped, and
 how often a healthy run is stopped wrongly, over random question orders, against a 0.703 +/- 2 pp gate.
 
-    .venv/bin/python bench/early_stop.py [--runs 10000] [--shard 20] [--alpha 0.05] [--seed 0]
+    .venv/bin/python bench/early_stop.py [--runs 10000] [--first-shard 8] [--shard 40] [--alpha 0.05] [--seed 0]
 
 Each run answers a fixed population (its true score right / 1319) in a random order and decides after each shard:
 the certainty rule alone, and with the confidence sequence (gate.verdicts.sequential; simulated by its vectorised
@@ -39,12 +39,12 @@ SCENARIOS: list[tuple[str, int, dict[int, int] | None]] = [
 ]
 
 
-def certainty_stops(values: np.ndarray, band: tuple[int, int], shard: int) -> np.ndarray:
+def certainty_stops(values: np.ndarray, band: tuple[int, int], ends: list[int]) -> np.ndarray:
     """The number answered when the certainty rule first stops each run (unpaired answers), N + 1 if never."""
     runs = values.shape[0]
     at = np.full(runs, N + 1)
     right = np.cumsum(values, axis=1)
-    for answered in [*range(shard, N, shard), N]:
+    for answered in ends:
         k = right[:, answered - 1]
         stop = (k + (N - answered) < band[0]) | (k > band[1])
         at = np.where((at > N) & stop, answered, at)
@@ -60,7 +60,8 @@ def describe(at: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--shard", type=int, default=20)
+    parser.add_argument("--first-shard", type=int, default=sequential.FIRST_SHARD)
+    parser.add_argument("--shard", type=int, default=sequential.SHARD_MOST, help="questions a shard at most")
     parser.add_argument("--alpha", type=float, default=sequential.ALPHA)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -73,7 +74,10 @@ def main() -> None:
     band = sequential.passing(gate, N)
     assert band is not None
     rng = np.random.default_rng(args.seed)
-    print(f"gate {gate.describe()}: {band[0]}..{band[1]} of {N} right pass; {args.runs} runs, shards of {args.shard}")
+    ends = sequential.shard_ends(N, args.first_shard, args.shard)
+    print(
+        f"gate {gate.describe()}: {band[0]}..{band[1]} of {N} right pass; {args.runs} runs, deciding at {ends[:6]}..."
+    )
     print(
         "| scenario | rule | runs stopped | median answered | p90 answered | wrong stops | true score ever "
         "outside the sequence | seconds |"
@@ -92,10 +96,10 @@ def main() -> None:
         candidates = np.hstack([np.full((args.runs, 1), truth), np.tile(edges, (args.runs, 1))])
         too_low, too_high = sim.exclusions(values, candidates, levels, args.alpha)
         missed = (np.minimum(too_low[:, 0], too_high[:, 0]) <= N).mean()
-        at = sim.at_shards(sim.stops(too_low[:, 1:], too_high[:, 1:], True, N), N, args.shard)
+        at = sim.at_shards(sim.stops(too_low[:, 1:], too_high[:, 1:], True, N), ends)
         rule = f"confidence sequence (alpha {args.alpha:g})"
         if paired is None:  # the runner applies the certainty rule in any case
-            sure = certainty_stops(values, band, args.shard)
+            sure = certainty_stops(values, band, ends)
             wrong = f"{(sure <= N).mean():.2%}" if healthy else "n/a"
             print(f"| {name} | certainty alone | {describe(sure)} | {wrong} | | |")
             at, rule = np.minimum(at, sure), f"certainty and {rule}"

@@ -80,6 +80,7 @@ def broken_vllm(work: Path, tiny: Path, overrides: Path) -> None:
 
         def sharded(out: str, early_stop: dict | None) -> float:
             job = {"model": "local-completions", "model_args": model_args, "tasks": ["gsm8k"], "num_fewshot": 5}
+            job["task_dirs"] = ["gsm8k"]  # as the worker writes it (command.build): only its folder is indexed
             job |= {"include_path": str(overrides), "rules": {**RULES, "early_stop": early_stop}}
             path = work / f"{out}.json"
             path.write_text(json.dumps(job))
@@ -124,6 +125,7 @@ def main() -> None:
 
         def sharded(model: str, out: str, early_stop: dict | None) -> float:
             job = {"model": "local-completions", "model_args": args(model), "tasks": ["gsm8k"], "num_fewshot": 5}
+            job["task_dirs"] = ["gsm8k"]  # as the worker writes it (command.build): only its folder is indexed
             job |= {"include_path": str(overrides), "rules": {**RULES, "early_stop": early_stop}}
             path = work / f"{out}.json"
             path.write_text(json.dumps(job))

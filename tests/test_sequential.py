@@ -175,3 +175,12 @@ def test_the_paired_sequence_reads_as_the_final_score() -> None:
     kept = sequential.decide(gate(), agreeing, reference_right=927)
     assert not kept.stop and kept.interval is not None
     assert kept.interval[0] < 927 / N < kept.interval[1]
+
+
+def test_shards_start_small_and_double_up_to_the_most() -> None:
+    assert sequential.shard_ends(1319)[:6] == [8, 24, 56, 96, 136, 176]
+    assert sequential.shard_ends(1319)[-2:] == [1296, 1319] and len(sequential.shard_ends(1319)) == 35
+    assert sequential.shard_ends(5) == [5] and sequential.shard_ends(9) == [8, 9]
+    assert sequential.shard_ends(100, first=40, most=40) == [40, 80, 100]
+    with pytest.raises(ValueError, match="need total >= 1"):
+        sequential.shard_ends(0)

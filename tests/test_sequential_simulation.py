@@ -6,6 +6,7 @@ implementation step by step. Seeds are fixed: the figures are the same on every 
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -16,7 +17,7 @@ from gate.verdicts import sequential
 from gate.verdicts import sequential_sim as sim
 
 N = 1319
-SHARD = 20  # questions per shard: the runner decides after each
+ENDS = sequential.shard_ends(N)  # the runner decides after each shard: 8, 24, 56, 96, 136, ...
 ALPHA = 0.05
 RUNS = 10_000  # the figure
 
@@ -58,11 +59,11 @@ def test_the_twin_stops_where_decide_stops() -> None:
     for right in (0, 760, 840, 1100):
         values = sim.shuffled({1: right, 0: N - right}, 2, rng)
         too_low, too_high = sim.exclusions(values, np.tile(np.array(band), (2, 1)))
-        expected = sim.at_shards(sim.stops(too_low, too_high, True, N), N, SHARD)
+        expected = sim.at_shards(sim.stops(too_low, too_high, True, N), ENDS)
         for run in range(2):
             scores, stopped_at = sequential.score_sequence(N), N + 1
-            for start in range(0, N, SHARD):
-                scores.extend(values[run, start : start + SHARD].astype(float).tolist())
+            for start, end in itertools.pairwise([0, *ENDS]):
+                scores.extend(values[run, start:end].astype(float).tolist())
                 if sequential.decide(gate(), scores).stop:
                     stopped_at = scores.answered
                     break
@@ -84,7 +85,7 @@ def band_runs(right: int, runs: int, two_sided: bool = True, seed: int = 0) -> n
     assert band is not None
     values = sim.shuffled({1: right, 0: N - right}, runs, np.random.default_rng(seed))
     too_low, too_high = sim.exclusions(values, np.tile(np.array(band), (runs, 1)))
-    return sim.at_shards(sim.stops(too_low, too_high, two_sided, N), N, SHARD)
+    return sim.at_shards(sim.stops(too_low, too_high, two_sided, N), ENDS)
 
 
 def test_a_healthy_port_is_stopped_wrongly_in_fewer_than_alpha_of_runs() -> None:
@@ -108,7 +109,7 @@ def test_the_certainty_rule_never_stops_a_healthy_run() -> None:
         answers = [True] * right + [False] * (N - right)
         for _ in range(20):
             rng.shuffle(answers)
-            for answered in range(0, N + 1, SHARD):
+            for answered in [0, *ENDS]:
                 assert not sequential.certainty(healthy, N, answered, sum(answers[:answered])).stop
 
 
@@ -132,8 +133,8 @@ def test_the_paired_sequence(name: str, counts: dict[int, int], wrongly: bool) -
     edges = np.array([b - reference_right + N for b in band])  # final right = reference_right + sum - N
     too_low, too_high = sim.exclusions(values, np.hstack([truth, np.tile(edges, (runs, 1))]), levels=2)
     assert (np.minimum(too_low[:, 0], too_high[:, 0]) <= N).mean() < ALPHA
-    stopped = sim.at_shards(sim.stops(too_low[:, 1:], too_high[:, 1:], True, N), N, SHARD)
+    stopped = sim.at_shards(sim.stops(too_low[:, 1:], too_high[:, 1:], True, N), ENDS)
     if wrongly:
         assert (stopped <= N).mean() < ALPHA
     else:
-        assert stopped.max() <= 40
+        assert stopped.max() <= ENDS[2]  # within the first three shards (56 questions)

@@ -50,6 +50,25 @@ class Gate:
         return f"[{self.floor}, {self.ceiling}]" if self.two_sided else f"{self.floor} or more"
 
 
+# A runner asks the rules after each shard. The first is small and each next one doubles up to SHARD_MOST: the rules
+# may be asked as often as one likes, so a plainly broken port stops after a handful of answers (6 wrong ones settle
+# it at alpha 0.05), while a healthy one soon answers in batches that keep an engine busy.
+FIRST_SHARD = 8
+SHARD_MOST = 40
+
+
+def shard_ends(total: int, first: int = FIRST_SHARD, most: int = SHARD_MOST) -> list[int]:
+    """How many questions are answered after each shard: first, then twice as many a shard up to most, to total."""
+    if total < 1 or first < 1 or most < first:
+        raise ValueError(f"need total >= 1 and 1 <= first <= most (got {total}, {first}, {most})")
+    ends: list[int] = []
+    step = first
+    while not ends or ends[-1] < total:
+        ends.append(min((ends[-1] if ends else 0) + step, total))
+        step = min(step * 2, most)
+    return ends
+
+
 @functools.lru_cache(maxsize=64)
 def passing(gate: Gate, total: int) -> tuple[int, int] | None:
     """The numbers right of `total` whose score right / total passes the gate, as (fewest, most); None if none do."""

@@ -84,6 +84,9 @@ def stops(too_low: Ints, too_high: Ints, two_sided: bool, total: int) -> Ints:
     return np.minimum(below, above)
 
 
-def at_shards(steps: Ints, total: int, shard: int) -> Ints:
-    """The number answered at the first shard boundary at or after each step (a runner decides per shard)."""
-    return np.where(steps > total, total + 1, np.minimum(-(-steps // shard) * shard, total))
+def at_shards(steps: Ints, ends: list[int]) -> Ints:
+    """The number answered at the first shard end at or after each step (a runner decides per shard; ends as
+    sequential.shard_ends gives them, the last the total): total + 1 where a step is past it (never)."""
+    bounds = np.asarray(ends)
+    total = int(bounds[-1])
+    return np.where(steps > total, total + 1, bounds[np.searchsorted(bounds, np.minimum(steps, total))])

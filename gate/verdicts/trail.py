@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MAX_POINTS = 5000  # 1,319 GSM8K questions make 36 shards; a far longer list is not a run's
+MAX_POINTS = 5000  # 1,319 GSM8K questions make 35 shards; a far longer list is not a run's
 
 
 def point(answered: int, right: int, band: tuple[float, float]) -> list[Any]:

@@ -15,6 +15,7 @@ The worker uses lm-eval's CLI for everything else (gate.checks.accuracy.command.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import random
 import sys
@@ -26,11 +27,6 @@ from typing import Any
 from gate.checks.accuracy import datasets, judge
 from gate.verdicts import sequential, trail
 
-SHARD_SIZE = 40  # questions per shard at most: stop rules are asked after each
-# The first shard is small and each next one doubles up to SHARD_SIZE: the rules may be asked as often as one likes,
-# so a plainly broken port stops after a handful of answers (6 wrong ones settle it at alpha 0.05), while a healthy
-# one soon keeps the engine's batches full.
-FIRST_SHARD = 8
 ORDER_SEED = 1234  # the random order of the questions; any fixed seed keeps a run reproducible
 
 
@@ -46,13 +42,6 @@ def _stop_rules(job: dict[str, Any], total: int) -> tuple[sequential.Gate, seque
     early = rules.get("early_stop")
     sequence = sequential.score_sequence(total, early["alpha"]) if early else None
     return gate, sequence
-
-
-def _chunks(items: list[int], first: int, size: int) -> Iterator[list[int]]:
-    start, step = 0, min(first, size)
-    while start < len(items):
-        yield items[start : start + step]
-        start, step = start + step, min(step * 2, size)
 
 
 def make_lm(inner: Any, task: Any, job: dict[str, Any]) -> Any:
@@ -100,7 +89,9 @@ def make_lm(inner: Any, task: Any, job: dict[str, Any]) -> Any:
             gate, sequence = _stop_rules(job, total)
             answers: dict[int, str] = {}
             right = 0
-            for shard in _chunks(order, job.get("first_shard", FIRST_SHARD), job.get("shard_size", SHARD_SIZE)):
+            first, most = job.get("first_shard", sequential.FIRST_SHARD), job.get("shard_size", sequential.SHARD_MOST)
+            ends = sequential.shard_ends(total, first, most)
+            for shard in (order[start:end] for start, end in itertools.pairwise([0, *ends])):
                 batch = [by_doc[d] for d in shard]
                 outputs = self.inner.generate_until(batch, disable_tqdm=True)
                 correct = self._score(batch, outputs)
@@ -241,8 +232,8 @@ def run(job: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     if lm.stopped is not None:
         results["stopped"] = lm.stopped
     results["sharded"] = {
-        "first_shard": job.get("first_shard", FIRST_SHARD),
-        "shard_size": job.get("shard_size", SHARD_SIZE),
+        "first_shard": job.get("first_shard", sequential.FIRST_SHARD),
+        "shard_size": job.get("shard_size", sequential.SHARD_MOST),
         "seed": job.get("seed", ORDER_SEED),
         "answered": len(lm.answered),
         "trail": {"total": lm.total, "points": lm.trail},
