@@ -36,7 +36,8 @@ def measure(database: str, settings: dict[str, str], work: Path, model: Path, wo
         log = work / f"server-{database}.log"
         with (
             gate_server(url, log, workers=workers, **settings) as base,
-            httpx.Client(base_url=base, headers=headers) as client,
+            # idle connections dropped before uvicorn's 5 s keep-alive ends them, which races a new request
+            httpx.Client(base_url=base, headers=headers, limits=httpx.Limits(keepalive_expiry=2)) as client,
         ):
             worker = start_worker(base, token(url, "bench-worker", "worker"), work / "worker")
             try:
