@@ -15,7 +15,7 @@ from sqlalchemy import text
 from gate import db, migrate
 from gate.app import create_app
 from gate.db import make_engine, make_session_factory
-from gate.deployment.wakeups import Wakeups
+from gate.deployment.wakeups import LISTENER_NAME, Wakeups
 from gate.settings import Settings
 from tests.conftest import make_token
 
@@ -60,9 +60,11 @@ def test_a_commit_wakes_the_listener_a_rollback_does_not_and_it_listens_again_af
             committed = await woken_within(wakeups, db.QUEUED, notify(True), timeout_s=10)
             rolled_back = await woken_within(wakeups, db.QUEUED, notify(False), timeout_s=1.5)
             with engine.begin() as connection:  # the database drops the listening connection
-                connection.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+                ended = connection.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": LISTENER_NAME},  # this process's listener only: other test groups share the server
                 )
+                assert ended.scalar_one() is True
             for _ in range(100):
                 await asyncio.sleep(0.05)
                 if wakeups.listening:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 
 import psycopg
@@ -20,6 +21,7 @@ from sqlalchemy import Engine
 from gate.db import CHANNELS, is_sqlite
 
 log = logging.getLogger("gate")
+LISTENER_NAME = f"gate-listen-{os.getpid()}"  # pg_stat_activity's application_name of this process's listener
 RECONNECT_S = 1.0  # seconds between tries to listen again after the connection was lost
 STOP_CHECK_S = 1.0  # how often the listening thread looks whether it should stop
 
@@ -72,7 +74,7 @@ class Wakeups:
         assert self._dsn is not None
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as connection:
+                with psycopg.connect(self._dsn, autocommit=True, application_name=LISTENER_NAME) as connection:
                     for channel in CHANNELS:
                         connection.execute(f"LISTEN {channel}")
                     self.listening = True
