@@ -33,7 +33,7 @@ MODES = {  # name: (database, server settings)
 def measure(database: str, settings: dict[str, str], work: Path, model: Path, workers: int, starts: int) -> list[float]:
     with fresh_database(database, work) as url:
         headers = {"Authorization": f"Bearer {token(url, 'bench', 'admin')}"}
-        log = work / f"server-{database}.log"
+        log = work / f"server-{url.rsplit('=', 1)[-1][-12:]}.log"  # one per database (SQLite file, Postgres schema)
         with (
             gate_server(url, log, workers=workers, **settings) as base,
             # idle connections dropped before uvicorn's 5 s keep-alive ends them, which races a new request
@@ -43,6 +43,9 @@ def measure(database: str, settings: dict[str, str], work: Path, model: Path, wo
             try:
                 time.sleep(3)
                 return queue_latency(client, psutil.Process(worker.pid), model, starts)
+            except httpx.TransportError:
+                print(f"the server's log ends:\n{log.read_text()[-6000:]}", file=sys.stderr)
+                raise
             finally:
                 worker.terminate()
                 worker.wait(60)

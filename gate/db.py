@@ -36,6 +36,8 @@ OUTBOX = "gate_outbox"  # a notification waits to be sent: the delivery sender
 CHANNELS = (QUEUED, CHANGED, OUTBOX)
 WOKEN_LOOK_S = 5.0  # seconds: a waiter woken by NOTIFY still looks at least this often, whatever it missed
 
+STARTUP_LOCK = 0x6761_7465  # "gate": the Postgres advisory lock that processes starting together queue on
+
 MAX_ID = 2**31 - 1  # ids are Integer, 32-bit on Postgres: a larger value cannot name a row
 
 
@@ -128,3 +130,10 @@ def notify(session: Session, *channels: str) -> None:
     if session.get_bind().dialect.name != "sqlite":
         for channel in channels:
             session.execute(select(func.pg_notify(channel, "")))
+
+
+def one_at_a_time(session: Session) -> None:
+    """Processes and hosts starting together (migrations, loading the baselines files) take turns: the
+    transaction's write lock on SQLite, an advisory lock until commit on Postgres."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK)))

@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from gate.db import IMMEDIATE, is_sqlite
+from gate.db import IMMEDIATE, STARTUP_LOCK, is_sqlite
 from gate.settings import ROOT
 
 
@@ -17,15 +17,12 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-MIGRATION_LOCK = 0x6761_7465  # "gate": the Postgres advisory lock every migrating process queues on
-
-
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade in one transaction that holds the database's write lock (SQLite) or an advisory lock (Postgres):
     API processes and hosts starting together, and a migrations job, migrate one after another, not at once."""
     with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
         if not is_sqlite(engine):
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

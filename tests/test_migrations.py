@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,8 +13,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 import gate.models  # noqa: F401  (every domain's and kind's tables, as Alembic's env imports them)
-from gate import migrate
-from gate.db import Base, is_sqlite, make_engine
+from gate import db, migrate
+from gate.baselines import service as baselines
+from gate.baselines.files import read_dir
+from gate.db import Base, is_sqlite, make_engine, make_session_factory, transaction
+from gate.settings import Settings
 
 
 def foreign_key(difference: tuple[Any, ...]) -> tuple[str, tuple[str, ...]] | None:
@@ -44,6 +48,8 @@ def test_processes_starting_together_migrate_one_after_another(database_url: str
     """API processes (and a migrations job) that start at once on a fresh database: each waits for the one
     migrating, then finds the schema at head; none fails on a table another created."""
     engines = [make_engine(database_url) for _ in range(4)]
+    with engines[0].connect():  # the file exists in WAL mode, as `gate serve` leaves it before its processes start
+        pass
     barrier = threading.Barrier(len(engines))
 
     def start(engine: Engine) -> None:
@@ -61,3 +67,33 @@ def test_processes_starting_together_migrate_one_after_another(database_url: str
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_processes_loading_the_baselines_files_at_once_take_turns(database_url: str) -> None:
+    """Each API process loads the baselines files at start-up. Two doing it at once on a fresh database: the second
+    waits for the first to commit and finds its rows (without the turn it inserted them too, failed on the unique
+    name, and uvicorn's supervisor then stopped every process)."""
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    specs = read_dir(Settings().baselines_dir)
+    first_holds = threading.Event()
+
+    def second() -> int:
+        first_holds.wait()
+        with transaction(sessions, write=True) as session:
+            db.one_at_a_time(session)
+            return baselines.load(session, specs)
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with transaction(sessions, write=True) as session:
+                db.one_at_a_time(session)
+                assert baselines.load(session, specs) > 0
+                waiting = pool.submit(second)
+                first_holds.set()
+                time.sleep(1)  # the second is now waiting for its turn, not inserting
+                assert not waiting.done()
+            assert waiting.result(timeout=30) == 0  # it found the first's rows: nothing to write
+    finally:
+        engine.dispose()
