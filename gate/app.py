@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
         app.state.write_turn = asyncio.Semaphore(1 if is_sqlite(engine) else max(threads // 2, 1))
         with transaction(app.state.sessions, write=True) as session:
-            db.one_at_a_time(session)  # API processes starting together would insert the same baselines
+            db.one_at_a_time(session.connection())  # API processes starting together would insert the same baselines
             baselines.load(session, baseline_files.read_dir(settings.baselines_dir))
         app.state.wakeups = wakeups.Wakeups.start(engine, settings.listen_notify)
         leading = asyncio.create_task(background.lead(app))

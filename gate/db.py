@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event, func, select
+from sqlalchemy import Connection, DateTime, Engine, MetaData, TypeDecorator, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -132,8 +132,8 @@ def notify(session: Session, *channels: str) -> None:
             session.execute(select(func.pg_notify(channel, "")))
 
 
-def one_at_a_time(session: Session) -> None:
+def one_at_a_time(connection: Connection) -> None:
     """Processes and hosts starting together (migrations, loading the baselines files) take turns: the
     transaction's write lock on SQLite, an advisory lock until commit on Postgres."""
-    if session.get_bind().dialect.name != "sqlite":
-        session.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK)))
+    if connection.dialect.name != "sqlite":
+        connection.execute(select(func.pg_advisory_xact_lock(STARTUP_LOCK)))

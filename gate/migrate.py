@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from gate.db import IMMEDIATE, STARTUP_LOCK, is_sqlite
+from gate.db import IMMEDIATE, one_at_a_time
 from gate.settings import ROOT
 
 
@@ -21,8 +21,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade in one transaction that holds the database's write lock (SQLite) or an advisory lock (Postgres):
     API processes and hosts starting together, and a migrations job, migrate one after another, not at once."""
     with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
-        if not is_sqlite(engine):
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
+        one_at_a_time(connection)
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -82,13 +82,13 @@ def test_processes_loading_the_baselines_files_at_once_take_turns(database_url: 
     def second() -> int:
         first_holds.wait()
         with transaction(sessions, write=True) as session:
-            db.one_at_a_time(session)
+            db.one_at_a_time(session.connection())
             return baselines.load(session, specs)
 
     try:
         with ThreadPoolExecutor(1) as pool:
             with transaction(sessions, write=True) as session:
-                db.one_at_a_time(session)
+                db.one_at_a_time(session.connection())
                 assert baselines.load(session, specs) > 0
                 waiting = pool.submit(second)
                 first_holds.set()

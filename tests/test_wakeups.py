@@ -31,11 +31,14 @@ async def woken_within(wakeups: Wakeups, channel: str, act: threading.Thread, ti
     return time.monotonic() - started
 
 
+# SQLite has no NOTIFY (its waiters poll: test_claims_poll_without_a_listener): these run on Postgres only
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
 def test_a_commit_wakes_the_listener_a_rollback_does_not_and_it_listens_again_after_losing_its_connection(
     database_url: str,
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no NOTIFY: its waiters poll (test_claims_poll_without_a_listener)")
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     sessions = make_session_factory(engine)
@@ -112,9 +115,8 @@ def claim_latency(database_url: str, listen: bool) -> float:
     return answered_at - queued_at
 
 
+@POSTGRES_ONLY
 def test_a_claim_in_one_process_is_woken_by_a_run_queued_in_another(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no NOTIFY: its waiters poll (test_claims_poll_without_a_listener)")
     # listening, a waiting claim looks only when woken or every WOKEN_LOOK_S: answering well before that is NOTIFY
     assert claim_latency(database_url, listen=True) < LOOK_BOUND_S / 5
 

@@ -290,8 +290,8 @@ def serve(
             workers=processes,
             log_config=LOGGING,
             log_level="info",
+            timeout_graceful_shutdown=5,
         )
-        config.timeout_graceful_shutdown = 5
         server = _Processes(config, before_exit=stop_side_car)
     if side_car is not None:
         demo_run = (lambda: _queue_demo(url, admin_token, work_dir.resolve(), local_data or [])) if demo else None
