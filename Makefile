@@ -32,6 +32,15 @@ $(VLLM_STAMP): pyproject.toml $(STAMP)
 	$(VLLM_VENV)/bin/python -m compileall -q $(VLLM_VENV)/lib > /dev/null || true
 	touch $(VLLM_STAMP)
 
+MLFLOW_VENV ?= .venv-mlflow
+
+# MLflow's tracking server and official client, for bench/mlflow_peer.py only: an environment of its own, so its
+# pins never meet gate's
+$(MLFLOW_VENV)/.installed:
+	python3 -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install -q mlflow==3.17.2 "psycopg[binary]==3.3.9"
+	touch $@
+
 .PHONY: install start test test-main test-lmeval test-vllm lint postgres browser bench
 install: $(STAMP)
 

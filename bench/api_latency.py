@@ -10,6 +10,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,20 +27,48 @@ MODELS = 200
 BATCH = 5000
 
 
-def seed(url: str, count: int) -> None:
-    """Bulk-insert finished runs spread over MODELS models, each with its gsm8k task row and two scores."""
-    engine = make_engine(url)
+@dataclass(frozen=True)
+class SeedRun:
+    id: int
+    model: str
+    verdict: str
+    created_at: datetime
+    finished_at: datetime
+    strict: float
+    flexible: float
+
+
+def seed_runs(count: int) -> list[SeedRun]:
+    """Finished gsm8k runs over MODELS models, a minute apart (bench/mlflow_peer.py stores the same in MLflow)."""
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rng = random.Random(0)
+    return [
+        SeedRun(
+            id=i,
+            model=f"acme/model-{i % MODELS}",
+            verdict=rng.choice(["pass", "fail", "not_comparable"]),
+            created_at=start + timedelta(minutes=i),
+            finished_at=start + timedelta(minutes=i, seconds=600),
+            strict=rng.uniform(0.6, 0.75),
+            flexible=rng.uniform(0.6, 0.75),
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def seed(url: str, runs: int | list[SeedRun]) -> None:
+    """Bulk-insert finished runs, each with its gsm8k task row and two scores."""
+    records = seed_runs(runs) if isinstance(runs, int) else runs
+    engine = make_engine(url)
     with engine.begin() as conn:
-        for first in range(1, count + 1, BATCH):
-            ids = range(first, min(first + BATCH, count + 1))
+        for first in range(0, len(records), BATCH):
+            batch = records[first : first + BATCH]
             conn.execute(
                 insert(Run),
                 [
                     {
-                        "id": i,
-                        "model": f"acme/model-{i % MODELS}",
+                        "id": r.id,
+                        "model": r.model,
                         "backend": "vllm-ascend",
                         "tasks": ["gsm8k"],
                         "options": {},
@@ -47,30 +76,33 @@ def seed(url: str, count: int) -> None:
                         "priority": 0,
                         "origin": "queue",
                         "status": "succeeded",
-                        "verdict": rng.choice(["pass", "fail", "not_comparable"]),
+                        "verdict": r.verdict,
                         "attempts": 1,
                         "max_attempts": 3,
                         "cancel_requested": False,
-                        "created_at": start + timedelta(minutes=i),
-                        "finished_at": start + timedelta(minutes=i, seconds=600),
+                        "created_at": r.created_at,
+                        "finished_at": r.finished_at,
                     }
-                    for i in ids
+                    for r in batch
                 ],
             )
-            conn.execute(insert(RunTask), [{"run_id": i, "task": "gsm8k"} for i in ids])
+            conn.execute(insert(RunTask), [{"run_id": r.id, "task": "gsm8k"} for r in batch])
             conn.execute(
                 insert(Score),
                 [
                     {
-                        "run_id": i,
+                        "run_id": r.id,
                         "task": "gsm8k",
                         "metric": metric,
-                        "value": rng.uniform(0.6, 0.75),
+                        "value": value,
                         "stderr": 0.0126,
                         "n_samples": 1319,
                     }
-                    for i in ids
-                    for metric in ("exact_match,strict-match", "exact_match,flexible-extract")
+                    for r in batch
+                    for metric, value in (
+                        ("exact_match,strict-match", r.strict),
+                        ("exact_match,flexible-extract", r.flexible),
+                    )
                 ],
             )
         if engine.dialect.name == "postgresql":  # explicit ids leave the sequence behind

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gate import checks, db, edge, handlers, migrate
+from gate.auth.deps import TokenCache
 from gate.baselines import endpoints as baseline_endpoints
 from gate.baselines import files as baseline_files
 from gate.baselines import service as baselines
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate.upgrade(engine)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
+        app.state.inline_database = is_sqlite(engine)  # see deps.database
         # Writers take turns on the event loop (see deps.write_turn): one at a time on SQLite; on Postgres fewer
         # than the worker threads, so a transaction that waits on another's row lock never holds the last thread
         # the other needs to finish
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(edge.refuse_control_characters)],
     )
     app.state.settings = settings
+    app.state.token_cache = TokenCache(settings.token_cache_s)
 
     handlers.install(app)
 

@@ -109,13 +109,19 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def open_session(factory: sessionmaker[Session], *, write: bool = False) -> Session:
+    """A session that takes its connection at its first statement, not before: a writer on SQLite then begins
+    with BEGIN IMMEDIATE (through its bind's execution options), so opening one never waits on a lock."""
+    bind = factory.kw["bind"]
+    if write and bind.dialect.name == "sqlite":
+        return factory(bind=bind.execution_options(**IMMEDIATE))
+    return factory()
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
-    """A unit of work: commit on success, roll back on error. `write` takes SQLite's write lock first; elsewhere the
-    connection is taken at the first statement, so a request holds none while its other dependencies run."""
-    with factory() as session:
-        if write and factory.kw["bind"].dialect.name == "sqlite":
-            session.connection(execution_options=IMMEDIATE)
+    """A unit of work: commit on success, roll back on error. `write` takes SQLite's write lock first."""
+    with open_session(factory, write=write) as session:
         try:
             yield session
             session.commit()

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     templates_dir: Path = ROOT / "templates"
     # Reads (GET) without a token; writes always need one.
     anonymous_read: bool = False
+    # Each API process remembers a token it found live for this long: a revoked token stops working within it
+    # (0: every request looks its token up)
+    token_cache_s: float = 2.0
     # Status badges are embedded in READMEs, fetched without credentials; they show only a verdict word.
     public_badges: bool = True
     max_upload_bytes: int = 64 * 1024 * 1024

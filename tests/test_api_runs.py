@@ -160,7 +160,15 @@ def test_history_filters_and_cursor(client: TestClient, auth: dict) -> None:
         client.post("/api/v1/runs", json={**RUN, "model": f"m{i % 2}"}, headers=auth["submit"]).json()["id"]
         for i in range(5)
     ]
-    page = client.get("/api/v1/runs", params={"limit": 2}, headers=auth["read"]).json()
+    unjudged = {k: v for k, v in RUN.items() if k != "baseline"}
+    other = client.post("/api/v1/runs", json=unjudged, headers=auth["submit"]).json()["id"]
+    named = client.get("/api/v1/runs", params={"baseline": RUN["baseline"]}, headers=auth["read"]).json()["runs"]
+    assert [r["id"] for r in named] == ids[::-1] and {r["baseline"] for r in named} == {RUN["baseline"]}
+    assert client.get("/api/v1/runs", params={"baseline": "none-such"}, headers=auth["read"]).json()["runs"] == []
+    client.post(f"/api/v1/runs/{other}/cancel", headers=auth["submit"])
+    page = client.get("/api/v1/runs", params={"limit": 2, "until": "2100-01-01T00:00:00Z"}, headers=auth["read"])
+    assert [r["id"] for r in page.json()["runs"]] == [other, ids[4]]
+    page = client.get("/api/v1/runs", params={"limit": 2, "status": "queued"}, headers=auth["read"]).json()
     assert [r["id"] for r in page["runs"]] == ids[::-1][:2]
     rest = client.get("/api/v1/runs", params={"limit": 10, "cursor": page["next_cursor"]}, headers=auth["read"]).json()
     assert [r["id"] for r in rest["runs"]] == ids[::-1][2:] and rest["next_cursor"] is None

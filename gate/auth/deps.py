@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gate.auth import tokens
-from gate.deps import READ_METHODS, SettingsDep
+from gate.deps import READ_METHODS, SettingsDep, database
 from gate.errors import Forbidden, Unauthorized
 from gate.settings import Settings
 
@@ -28,29 +29,71 @@ ANONYMOUS = Principal(name="anonymous", scopes=frozenset({"read"}))
 READ_COOKIE = "gate_token"
 
 
-def _principal(request: Request, settings: Settings) -> Principal | None:
+class TokenCache:
+    """The tokens this process found live in the last `ttl_s` seconds, by digest. Most requests then skip the
+    lookup, a database round trip that costs as much as the read it guards (bench/mlflow_peer.py); the price is
+    that a revoked token keeps working in a process that saw it for up to `ttl_s`."""
+
+    MAX_ENTRIES = 4096  # more live tokens than this in ttl_s: start over rather than grow
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._seen: dict[tuple[str, bool], tuple[Principal, float]] = {}
+
+    def get(self, key: tuple[str, bool]) -> Principal | None:
+        found = self._seen.get(key)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, key: tuple[str, bool], principal: Principal) -> None:
+        if self.ttl_s > 0:
+            if len(self._seen) >= self.MAX_ENTRIES:
+                self._seen.clear()
+            self._seen[key] = (principal, time.monotonic() + self.ttl_s)
+
+
+def _lookup_now(request: Request, token: str, cookie: bool) -> Principal | None:
+    with request.app.state.engine.connect() as connection:
+        found = tokens.lookup(connection, token)
+    if found is None:
+        return None
+    scopes = frozenset(tokens.granted(found.scopes))
+    return Principal(name=found.name, scopes=scopes & {"read"} if cookie else scopes)
+
+
+async def _lookup(request: Request, token: str, cookie: bool) -> Principal | None:
+    cache: TokenCache = request.app.state.token_cache
+    key = (tokens.digest(token), cookie)
+    principal = cache.get(key)
+    if principal is None:
+        principal = await database(request.app, lambda: _lookup_now(request, token, cookie))
+        if principal is not None:
+            cache.put(key, principal)
+    return principal
+
+
+async def _principal(request: Request, settings: Settings) -> Principal | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     cookie = request.cookies.get(READ_COOKIE)
     if not header and cookie and request.method in READ_METHODS:
-        with request.app.state.sessions() as session:
-            found = tokens.lookup(session, cookie)
-            if found is not None:
-                return Principal(name=found.name, scopes=frozenset(tokens.granted(found.scopes)) & {"read"})
+        found = await _lookup(request, cookie, cookie=True)
+        if found is not None:
+            return found
     if not header:
         return ANONYMOUS if settings.anonymous_read and request.method in READ_METHODS else None
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    with request.app.state.sessions() as session:
-        found = tokens.lookup(session, token.strip())
-        if found is None:
-            raise Unauthorized("unknown or revoked token")
-        return Principal(name=found.name, scopes=frozenset(tokens.granted(found.scopes)))
+    principal = await _lookup(request, token.strip(), cookie=False)
+    if principal is None:
+        raise Unauthorized("unknown or revoked token")
+    return principal
 
 
 def require(scope: str):
-    def dependency(request: Request, settings: SettingsDep) -> Principal:
-        principal = _principal(request, settings)
+    async def dependency(request: Request, settings: SettingsDep) -> Principal:
+        principal = await _principal(request, settings)
         if principal is None:
             raise Unauthorized()
         if scope not in principal.scopes:

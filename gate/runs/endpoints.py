@@ -8,12 +8,12 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from gate import edge
 from gate.auth.deps import Principal, Reader, Submitter
-from gate.deps import RunId, SessionDep, SettingsDep
+from gate.deps import RunId, SessionDep, SettingsDep, database
 from gate.errors import Forbidden, InvalidInput
 from gate.notifications import targets
 from gate.runs import queries
@@ -142,8 +142,8 @@ def _filter(
 
 
 @router.get("", response_model=RunPage)
-def list_runs(
-    session: SessionDep,
+async def list_runs(
+    request: Request,
     _: Reader,
     model: Annotated[str | None, Query(max_length=500)] = None,
     task: Annotated[str | None, Query(max_length=200)] = None,
@@ -154,12 +154,16 @@ def list_runs(
     until: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-) -> RunPage:
+) -> Response:
     """Run history, newest first, with cursor pagination."""
-    page, next_cursor = queries.list_runs(
-        session, _filter(model, task, status_, verdict, baseline, since, until), limit=limit, cursor=cursor
-    )
-    return RunPage(runs=[RunOut.of(r) for r in page], next_cursor=next_cursor)
+    flt = _filter(model, task, status_, verdict, baseline, since, until)
+
+    def page() -> bytes:  # the most frequent read: rows on a connection in one database step (deps.database)
+        with request.app.state.engine.connect() as connection:
+            rows, next_cursor = queries.run_rows(connection, flt, limit=limit, cursor=cursor)
+        return RunPage(runs=[RunOut.of(r) for r in rows], next_cursor=next_cursor).model_dump_json().encode()
+
+    return Response(await database(request.app, page), media_type="application/json")
 
 
 @router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
@@ -215,10 +219,15 @@ def export_runs(
 
 
 @router.get("/{run_id}", response_model=RunDetail)
-def get_run(run_id: RunId, session: SessionDep, _: Reader) -> RunDetail:
+async def get_run(request: Request, run_id: RunId, _: Reader) -> Response:
     """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
-    run = runs.get(session, run_id)
-    return RunDetail.full(run, queries.artifact_names(session, run_id))
+
+    def detail() -> bytes:  # rows on a connection in one database step (see deps.database), one snapshot
+        with request.app.state.engine.connect() as connection:
+            rows = queries.run_detail_rows(connection, run_id)
+        return RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files).model_dump_json().encode()
+
+    return Response(await database(request.app, detail), media_type="application/json")
 
 
 @router.get("/{run_id}/files/{name}", response_class=Response)

@@ -105,6 +105,10 @@ class Run(Base):
     scores: Mapped[list[Score]] = relationship(order_by="Score.id", cascade="all, delete-orphan")
     verdicts: Mapped[list[TaskVerdict]] = relationship(order_by="TaskVerdict.id", cascade="all, delete-orphan")
 
+    @property
+    def baseline_name(self) -> str | None:  # as queries.RUN_ROWS names it, so one schema reads either
+        return self.baseline.name if self.baseline else None
+
 
 class RunTask(Base):
     """One row per requested task, so that "runs of task X" is an indexed lookup."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Row
 
 from gate.checks.accuracy import profile
 from gate.runs import options as opts
@@ -142,8 +144,12 @@ class RunOut(BaseModel):
     url: str
 
     @classmethod
-    def of(cls, run: Run) -> RunOut:
-        return cls(
+    def of(cls, run: Run | Row[Any]) -> RunOut:
+        return cls(**cls.fields(run))
+
+    @staticmethod
+    def fields(run: Run | Row[Any]) -> dict[str, Any]:  # an entity, or a row of queries.RUN_ROWS
+        return dict(
             id=run.id,
             kind=run.kind,
             model=run.model,
@@ -151,7 +157,7 @@ class RunOut(BaseModel):
             tasks=run.tasks,
             status=cast(Status, run.status),  # the columns hold these words; pydantic checks them again
             verdict=cast(VerdictName | None, run.verdict),
-            baseline=run.baseline.name if run.baseline else None,
+            baseline=run.baseline_name,
             origin=run.origin,
             labels=run.labels,
             priority=run.priority,
@@ -186,20 +192,25 @@ class RunDetail(RunOut):
 
     @classmethod
     def full(cls, run: Run, files: list[str]) -> RunDetail:
+        return cls.build(run, run.scores, run.verdicts, files)
+
+    @classmethod
+    def build(cls, run: Run | Row[Any], scores: Sequence[Any], verdicts: Sequence[Any], files: list[str]) -> RunDetail:
+        """From entities or from rows (queries.run_row, score_rows, verdict_rows): the same attributes."""
         return cls(
-            **RunOut.of(run).model_dump(),
+            **RunOut.fields(run),
             options=run.options,
             scores=[
                 ScoreOut(task=s.task, metric=s.metric, value=s.value, stderr=s.stderr, n_samples=s.n_samples)
-                for s in run.scores
+                for s in scores
             ],
             verdicts=[
                 VerdictOut(task=v.task, outcome=cast(VerdictName, v.outcome), delta_pp=v.delta_pp, details=v.details)
-                for v in run.verdicts
+                for v in verdicts
             ],
             verdict_reason=run.verdict_reason,
-            gated_tasks=[v.task for v in run.verdicts],
-            not_gated_tasks=profile.not_gated(run.eval_profile or {}, [v.task for v in run.verdicts]),
+            gated_tasks=[v.task for v in verdicts],
+            not_gated_tasks=profile.not_gated(run.eval_profile or {}, [v.task for v in verdicts]),
             eval_profile=run.eval_profile,
             generation=run.generation_stats,
             environment=run.environment,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from gate.auth.deps import Reader, Submitter
@@ -36,7 +36,7 @@ async def import_run(
     model_fingerprint: Annotated[
         str | None, Form(pattern=MODEL_FINGERPRINT, description="the model's fingerprint (gate import --model-dir)")
     ] = None,
-) -> RunDetail:
+) -> Response:
     """Upload a run made by hand: creates a finished run, its scores and its verdict."""
     parsed, outcomes, files = await parse_upload(results, samples or [], settings.max_upload_bytes)
     # On import the model and backend are provenance, never loaded: recorded as written, only bounded.
@@ -54,7 +54,7 @@ async def import_run(
         except ValueError as exc:
             raise InvalidInput(f"ci is not a valid CI context: {exc}", field="ci") from None
 
-    def store() -> RunDetail:  # the write lock is taken only once the upload is parsed and checked
+    def store() -> bytes:  # the write lock is taken only once the upload is parsed and checked
         with transaction(request.app.state.sessions, write=True) as session:
             run = recording.import_results(
                 session,
@@ -68,10 +68,12 @@ async def import_run(
                 ci_context=ci_context,
                 model_fingerprint=model_fingerprint,
             )
-            return RunDetail.full(run, sorted(files))
+            detail = RunDetail.full(run, sorted(files))
+        return detail.model_dump_json().encode()  # serialised once, here, not checked again by the framework
 
     async with write_turn(request.app):
-        return await run_in_threadpool(store)
+        body = await run_in_threadpool(store)
+    return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.get("/{run_id}/samples", response_model=list[SampleOut])

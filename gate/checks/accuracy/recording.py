@@ -6,7 +6,7 @@ import gzip
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from gate.baselines import service as baselines
@@ -15,7 +15,7 @@ from gate.baselines.service import reference
 from gate.checks.accuracy import judge, profile
 from gate.checks.accuracy.models import SampleRecord
 from gate.checks.accuracy.results import ParsedResults, SampleOutcome
-from gate.db import utcnow
+from gate.db import Base, utcnow
 from gate.errors import InvalidInput
 from gate.notifications import outbox as notifications
 from gate.runs.models import Artifact, Run, RunStatus, RunTask, Score, TaskVerdict
@@ -58,6 +58,13 @@ def _no_gated_task(baseline: Baseline, parsed: ParsedResults) -> str:
     return f"baseline {baseline.name!r} has no entry for any task of this run ({tasks}); it gates {entries}"
 
 
+def _insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Rows in one INSERT of many values: a unit-of-work flush of as many objects costs several times more, and a
+    run may bring thousands of samples."""
+    if rows:
+        session.execute(insert(model), rows)
+
+
 def verdict_data(v: judge.Verdict) -> dict[str, Any]:
     data = asdict(v)
     data["outcome"] = v.outcome.value
@@ -76,37 +83,25 @@ def record(
     check_gated_metrics(parsed, run.baseline, run.tasks)
     run.eval_profile = parsed.profiles
     run.environment = {**(run.environment or {}), **(environment or {})}
-    for s in parsed.scores:
-        session.add(
-            Score(
-                run_id=run.id,
-                task=s.task,
-                metric=s.metric,
-                value=s.value,
-                stderr=s.stderr,
-                n_samples=s.n_samples,
-            )
-        )
-    session.add_all(
-        SampleRecord(
-            run_id=run.id,
-            task=o.task,
-            filter=o.filter,
-            doc_id=o.doc_id,
-            doc_hash=o.doc_hash,
-            correct=o.correct,
-            filtered_answer=o.filtered_answer,
-            target=o.target,
-            question=o.question,
-            raw_output=o.raw_output,
-        )
+    session.flush()  # the run's row first: the rows below refer to it
+    _insert(session, Score, [
+        {"run_id": run.id, "task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr,
+         "n_samples": s.n_samples}
+        for s in parsed.scores
+    ])  # fmt: skip
+    _insert(session, SampleRecord, [
+        {"run_id": run.id, "task": o.task, "filter": o.filter, "doc_id": o.doc_id, "doc_hash": o.doc_hash,
+         "correct": o.correct, "filtered_answer": o.filtered_answer, "target": o.target, "question": o.question,
+         "raw_output": o.raw_output}
         for o in samples
-    )
-    for name, content in files.items():
-        session.add(Artifact(run_id=run.id, name=name, content_gz=gzip.compress(content, 6), size=len(content)))
-    session.flush()
+    ])  # fmt: skip
+    _insert(session, Artifact, [
+        {"run_id": run.id, "name": name, "content_gz": gzip.compress(content, 6), "size": len(content)}
+        for name, content in files.items()
+    ])  # fmt: skip
 
     outcomes = []
+    verdicts: list[dict[str, Any]] = []
     same_weights = None
     if run.baseline is not None and run.baseline.from_run_id is not None:
         reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == run.baseline.from_run_id))
@@ -136,16 +131,12 @@ def record(
                 )
             judged = judge.judge(candidate, ref, paired, same_weights)
             outcomes.append(judged.outcome)
-            session.add(
-                TaskVerdict(
-                    run_id=run.id,
-                    baseline_score_id=gated.id,
-                    task=gated.task,
-                    outcome=judged.outcome.value,
-                    delta_pp=judged.delta_pp,
-                    details=verdict_data(judged),
-                )
-            )
+            verdicts.append({
+                "run_id": run.id, "baseline_score_id": gated.id, "task": gated.task,
+                "outcome": judged.outcome.value, "delta_pp": judged.delta_pp, "details": verdict_data(judged),
+            })  # fmt: skip
+    _insert(session, TaskVerdict, verdicts)
+    session.expire(run, ["scores", "verdicts"])  # inserted as rows, not through the collections: read them again
     final = outcome.overall(outcomes)
     run.verdict_reason = None
     if final is None and run.baseline is not None:  # imported work the baseline does not cover: not a gate result
@@ -196,5 +187,5 @@ def import_results(
     )
     session.add(run)
     session.flush()
-    session.add_all(RunTask(run_id=run.id, task=task) for task in parsed.tasks)
+    _insert(session, RunTask, [{"run_id": run.id, "task": task} for task in parsed.tasks])
     return record(session, run, parsed, samples, files)
