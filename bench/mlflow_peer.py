@@ -283,12 +283,12 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[tuple[str, i
                 "mlflow": (mlflow_port, mlflow_calls(experiment, [mlflow_ids[r.id] for r in picks], models)),
             }
             for port, calls in servers.values():  # warm-up: every process, thread and cache of both
-                for operation in OPERATIONS:
+                for operation in args.operation:
                     measure(port, calls[operation], max(args.clients), 5, offset=50_000)
             for round_ in range(args.rounds):
                 order = ["gate", "mlflow"] if round_ % 2 == 0 else ["mlflow", "gate"]
                 for clients in args.clients:
-                    for operation in OPERATIONS:
+                    for operation in args.operation:
                         medians = {}
                         for name in order:
                             port, calls = servers[name]
@@ -309,10 +309,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="per client, per operation and round")
     parser.add_argument("--clients", type=int, action="append", help="concurrent clients (default: 1 and 8)")
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--operation", action="append", choices=OPERATIONS, help="(default: all four)")
     parser.add_argument("--gate-workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--mlflow-python", type=Path, default=ROOT / ".venv-mlflow" / "bin" / "python")
     args = parser.parse_args()
     args.clients = args.clients or [1, 8]
+    args.operation = args.operation or list(OPERATIONS)
     if not args.mlflow_python.exists():
         raise SystemExit(f"no MLflow environment at {args.mlflow_python}: run `make .venv-mlflow/.installed`")
     print(f"$ {' '.join(sys.argv)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gate import checks
 from gate.baselines.files import KIND_REFERENCE_RUN, BaselineSpec, Reference
@@ -51,7 +51,9 @@ def load(session: Session, specs: list[BaselineSpec]) -> int:
 
 
 def get(session: Session, name: str) -> Baseline:
-    baseline = session.scalar(select(Baseline).where(Baseline.name == name).options(selectinload(Baseline.scores)))
+    # one query, joined: every import and completion asks, and a second query costs as much as the first
+    found = session.scalars(select(Baseline).where(Baseline.name == name).options(joinedload(Baseline.scores)))
+    baseline = found.unique().first()
     if baseline is None:
         raise NotFound(f"unknown baseline {name!r}", field="baseline")
     return baseline

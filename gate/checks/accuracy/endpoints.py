@@ -16,6 +16,7 @@ from gate.checks.accuracy.uploads import parse_upload
 from gate.db import transaction
 from gate.deps import RunId, SessionDep, SettingsDep, write_turn
 from gate.errors import InvalidInput
+from gate.runs import queries as run_queries
 from gate.runs import service as runs
 from gate.runs.schemas import MODEL_FINGERPRINT, CIContext, PlainText, RunDetail
 
@@ -68,8 +69,9 @@ async def import_run(
                 ci_context=ci_context,
                 model_fingerprint=model_fingerprint,
             )
-            detail = RunDetail.full(run, sorted(files))
-        return detail.model_dump_json().encode()  # serialised once, here, not checked again by the framework
+            rows = run_queries.run_detail_rows(session.connection(), run.id)
+        # as a run is read (rows), serialised once, here, not checked again by the framework
+        return RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files).model_dump_json().encode()
 
     async with write_turn(request.app):
         body = await run_in_threadpool(store)

@@ -62,7 +62,7 @@ def _insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> 
     """Rows in one INSERT of many values: a unit-of-work flush of as many objects costs several times more, and a
     run may bring thousands of samples."""
     if rows:
-        session.execute(insert(model), rows)
+        session.connection().execute(insert(model.__table__), rows)  # type: ignore[arg-type]  # Core: the ORM's bulk path costs more
 
 
 def verdict_data(v: judge.Verdict) -> dict[str, Any]:
@@ -71,19 +71,14 @@ def verdict_data(v: judge.Verdict) -> dict[str, Any]:
     return data
 
 
-def record(
+def _judge(
     session: Session,
     run: Run,
     parsed: ParsedResults,
     samples: list[SampleOutcome],
     files: dict[str, bytes],
-    environment: dict[str, Any] | None = None,
-) -> Run:
-    """Store a finished evaluation and judge it against the run's baseline. The caller owns the transaction."""
-    check_gated_metrics(parsed, run.baseline, run.tasks)
-    run.eval_profile = parsed.profiles
-    run.environment = {**(run.environment or {}), **(environment or {})}
-    session.flush()  # the run's row first: the rows below refer to it
+) -> list[outcome.Outcome]:
+    """Insert the run's scores, samples and files, judge each gated task, insert the verdicts; their outcomes."""
     _insert(session, Score, [
         {"run_id": run.id, "task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr,
          "n_samples": s.n_samples}
@@ -100,8 +95,7 @@ def record(
         for name, content in files.items()
     ])  # fmt: skip
 
-    outcomes = []
-    verdicts: list[dict[str, Any]] = []
+    outcomes, verdicts = [], []
     same_weights = None
     if run.baseline is not None and run.baseline.from_run_id is not None:
         reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == run.baseline.from_run_id))
@@ -137,6 +131,23 @@ def record(
             })  # fmt: skip
     _insert(session, TaskVerdict, verdicts)
     session.expire(run, ["scores", "verdicts"])  # inserted as rows, not through the collections: read them again
+    return outcomes
+
+
+def record(
+    session: Session,
+    run: Run,
+    parsed: ParsedResults,
+    samples: list[SampleOutcome],
+    files: dict[str, bytes],
+    environment: dict[str, Any] | None = None,
+) -> Run:
+    """Store a finished evaluation and judge it against the run's baseline. The caller owns the transaction."""
+    check_gated_metrics(parsed, run.baseline, run.tasks)
+    with session.no_autoflush:  # the run's row exists (the caller stored it); its changes go in one UPDATE at the end
+        outcomes = _judge(session, run, parsed, samples, files)
+    run.eval_profile = parsed.profiles
+    run.environment = {**(run.environment or {}), **(environment or {})}
     final = outcome.overall(outcomes)
     run.verdict_reason = None
     if final is None and run.baseline is not None:  # imported work the baseline does not cover: not a gate result
