@@ -220,19 +220,26 @@ def mlflow_calls(experiment: str, ids: list[str], models: list[str]) -> dict[str
 def measure(port: int, call: Call, clients: int, requests: int, offset: int) -> list[float]:
     """`clients` threads, each on its own connection, start together and make `requests` calls each."""
     latencies: list[float] = []
+    errors: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(clients)
 
     def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        call(conn, offset + k)  # the connection is open and warm before the clock starts
-        mine = []
-        start.wait()
-        for n in range(requests):
-            began = time.perf_counter()
-            call(conn, offset + k * requests + n)
-            mine.append(time.perf_counter() - began)
-        conn.close()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            call(conn, offset + k)  # the connection is open and warm before the clock starts
+            mine = []
+            start.wait()
+            for n in range(requests):
+                began = time.perf_counter()
+                call(conn, offset + k * requests + n)
+                mine.append(time.perf_counter() - began)
+            conn.close()
+        except BaseException as exc:  # a failed request voids the figure: said in the main thread, not lost
+            start.abort()
+            with lock:
+                errors.append(exc)
+            return
         with lock:
             latencies.extend(mine)
 
@@ -241,6 +248,8 @@ def measure(port: int, call: Call, clients: int, requests: int, offset: int) -> 
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {clients} clients failed on port {port}: {errors[0]!r}")
     return latencies
 
 
@@ -282,9 +291,13 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[tuple[str, i
                 "gate": (gate_port, gate_calls(gate_token, [r.id for r in picks], models)),
                 "mlflow": (mlflow_port, mlflow_calls(experiment, [mlflow_ids[r.id] for r in picks], models)),
             }
-            for port, calls in servers.values():  # warm-up: every process, thread and cache of both
+            for name, (port, calls) in servers.items():  # warm-up: every process, thread and cache of both
                 for operation in args.operation:
-                    measure(port, calls[operation], max(args.clients), 5, offset=50_000)
+                    try:
+                        measure(port, calls[operation], max(args.clients), 5, offset=50_000)
+                    except RuntimeError as exc:  # a cold server may drop a connection (gunicorn restarts a worker)
+                        print(f"  warm-up of {name} {operation}: {exc}; again", flush=True)
+                        measure(port, calls[operation], max(args.clients), 5, offset=60_000)
             for round_ in range(args.rounds):
                 order = ["gate", "mlflow"] if round_ % 2 == 0 else ["mlflow", "gate"]
                 for clients in args.clients:

@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_s)
         migrate.upgrade(engine)
         app.state.engine = engine
+        app.state.reader = db.reader(engine)
         app.state.sessions = make_session_factory(engine)
         app.state.inline_database = is_sqlite(engine)  # see deps.database
         # Writers take turns on the event loop (see deps.write_turn): one at a time on SQLite; on Postgres fewer

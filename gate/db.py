@@ -98,6 +98,13 @@ def make_engine(url: str, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine
     return engine
 
 
+def reader(engine: Engine) -> Engine:
+    """The engine for the hot reads of a few statements (a run, a page of runs, a token). On Postgres they run
+    without BEGIN and ROLLBACK, two of a run read's round trips: under READ COMMITTED each statement takes its own
+    snapshot inside a transaction too, so nothing is lost. SQLite keeps its transaction: one snapshot for all."""
+    return engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def unavailable(error: BaseException) -> bool:
     """The database cannot be reached (down, restarting, its pool exhausted), as opposed to a bad statement."""
     if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):

@@ -54,7 +54,7 @@ class TokenCache:
 
 
 def _lookup_now(request: Request, token: str, cookie: bool) -> Principal | None:
-    with request.app.state.engine.connect() as connection:
+    with request.app.state.reader.connect() as connection:
         found = tokens.lookup(connection, token)
     if found is None:
         return None

@@ -159,7 +159,7 @@ async def list_runs(
     flt = _filter(model, task, status_, verdict, baseline, since, until)
 
     def page() -> bytes:  # the most frequent read: rows on a connection in one database step (deps.database)
-        with request.app.state.engine.connect() as connection:
+        with request.app.state.reader.connect() as connection:
             rows, next_cursor = queries.run_rows(connection, flt, limit=limit, cursor=cursor)
         return RunPage(runs=[RunOut.of(r) for r in rows], next_cursor=next_cursor).model_dump_json().encode()
 
@@ -222,8 +222,8 @@ def export_runs(
 async def get_run(request: Request, run_id: RunId, _: Reader) -> Response:
     """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
 
-    def detail() -> bytes:  # rows on a connection in one database step (see deps.database), one snapshot
-        with request.app.state.engine.connect() as connection:
+    def detail() -> bytes:  # rows on a connection (db.reader) in one database step (see deps.database)
+        with request.app.state.reader.connect() as connection:
             rows = queries.run_detail_rows(connection, run_id)
         return RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files).model_dump_json().encode()
 
