@@ -69,8 +69,10 @@ async def import_run(
                 ci_context=ci_context,
                 model_fingerprint=model_fingerprint,
             )
-            rows = run_queries.run_detail_rows(session.connection(), run.id)
-        # as a run is read (rows), serialised once, here, not checked again by the framework
+        # read back once the write lock is released, as a run is read (rows); serialised once, here, not checked
+        # again by the framework
+        with request.app.state.reader.connect() as connection:
+            rows = run_queries.run_detail_rows(connection, run.id)
         return RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files).model_dump_json().encode()
 
     async with write_turn(request.app):
