@@ -123,6 +123,7 @@ def worker(
     if backend not in BACKENDS:
         raise typer.BadParameter(f"unknown backend {backend!r}: {BACKEND_HELP}", param_hint="--backend")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request (renewals, long polls) drowns the rest
     work_dir = work_dir.resolve()
     include_path, extra_env = None, {}
     sandboxed = "sandboxed" in (label or ())  # the label that lets it run model-written code, in gate.worker.sandbox
