@@ -23,13 +23,13 @@ async def get_settings_dep(request: Request) -> Settings:  # async: no thread-po
     return request.app.state.settings
 
 
-async def database(app: Any, work: Callable[[], T]) -> T:
+async def database(app: Any, work: Callable[[], T], *, write: bool = False) -> T:
     """Run a request's short database step (a read, a commit). On SQLite it runs right here on the event loop: in
     WAL mode a reader never waits on a lock, and handing an indexed read of a local file to a worker thread and
     back costs more CPU than the read (about 0.2 ms a hop on 2 cores, bench/mlflow_peer.py). On Postgres every
     statement crosses a network, so it runs in a worker thread. Anything that may wait on SQLite's write lock
-    or the disk (a write transaction's statements and its commit) runs in a worker thread on both."""
-    if app.state.inline_database:
+    or the disk (`write`: a write transaction's statements, its commit) runs in a worker thread on both."""
+    if app.state.inline_database and not write:
         return work()
     return await run_in_threadpool(work)
 
@@ -56,21 +56,17 @@ async def get_session(
     request: Request, _turn: Annotated[None, Depends(_write_turn, scope="function")]
 ) -> AsyncIterator[Session]:
     """Commit when the handler returns, roll back when it raises. The session takes its connection (and a writer
-    SQLite's write lock) at its first statement, in the handler's thread. A reader ends here (database()); a
-    writer's commit may checkpoint SQLite's WAL into the database file, disk work that must not stall the event
-    loop and with it every other request's heartbeat, so it ends in a worker thread."""
+    SQLite's write lock) at its first statement, in the handler's thread; it ends here (database()). A writer's
+    commit may checkpoint SQLite's WAL into the database file: disk work that must not stall the event loop, and
+    with it every other request's heartbeat."""
     write = request.method not in READ_METHODS
     with open_session(request.app.state.sessions, write=write) as session:
         try:
             yield session
         except BaseException:
-            await _end(request.app, session.rollback, write)
+            await database(request.app, session.rollback, write=write)
             raise
-        await _end(request.app, session.commit, write)
-
-
-async def _end(app: Any, end: Callable[[], None], write: bool) -> None:
-    await (run_in_threadpool(end) if write else database(app, end))
+        await database(request.app, session.commit, write=write)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -115,7 +115,7 @@ class RunRows:
 
 
 def run_detail_rows(connection: Connection, run_id: int) -> RunRows:
-    """A run, its scores, verdicts and file names, read in one transaction (one snapshot)."""
+    """A run, its scores, verdicts and file names (one snapshot on SQLite; see db.reader for Postgres)."""
     run = connection.execute(_RUN, {"run_id": run_id}).first()
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
