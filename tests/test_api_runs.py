@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
+from gate.checks.accuracy.judge import delta_pp
 from gate.settings import Settings
 from tests.conftest import make_token
 
@@ -43,6 +46,30 @@ def test_queue_a_run(client: TestClient, auth: dict) -> None:
     assert response.headers["Location"] == f"/api/v1/runs/{run['id']}"
     detail = client.get(f"/api/v1/runs/{run['id']}", headers=auth["read"]).json()
     assert detail["submitted_by"] == "submit" and detail["labels"] == ["ascend910b"]
+    assert (detail["scores"], detail["verdicts"], detail["files"]) == ([], [], [])
+
+
+def test_a_run_reads_back_its_numbers_exactly(client: TestClient, auth: dict) -> None:
+    """Scores and deltas come back bit for bit, whichever way the database hands a run's children over."""
+    strict, stderr = 927 / 1319, 0.1 + 0.2  # 16 and 17 significant digits
+    results = {
+        "results": {"gsm8k": {"alias": "gsm8k", "exact_match,strict-match": strict,
+                              "exact_match_stderr,strict-match": stderr}},
+        "n-shot": {"gsm8k": 5}, "n-samples": {"gsm8k": {"original": 1319, "effective": 1319}},
+        "config": {"model": "vllm", "model_args": "pretrained=acme/port"}, "lm_eval_version": "0.4.13",
+    }  # fmt: skip
+    files = [("results", ("results_2026-12-07T10-00-00.json", json.dumps(results).encode(), "application/json"))]
+    imported = client.post(
+        "/api/v1/runs/import", files=files, data={"baseline": RUN["baseline"]}, headers=auth["submit"]
+    )
+    assert imported.status_code == 201, imported.text
+    read = client.get(f"/api/v1/runs/{imported.json()['id']}", headers=auth["read"]).json()
+    assert read == imported.json()
+    (score,) = read["scores"]
+    assert (score["value"], score["stderr"], score["n_samples"]) == (strict, stderr, 1319)
+    (verdict,) = read["verdicts"]
+    assert verdict["details"]["candidate"] == strict and verdict["delta_pp"] == float(delta_pp(strict, 0.703))
+    assert read["files"] == ["results.json"]
 
 
 def test_idempotency_key(client: TestClient, auth: dict) -> None:

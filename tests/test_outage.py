@@ -9,7 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from gate.db import make_engine
+from tests.conftest import POSTGRES_URL
 from tests.own_postgres import OwnPostgres
 from tests.processes import Api, server
 
@@ -68,3 +71,37 @@ def test_a_lease_does_not_lapse_while_the_database_is_away(own_postgres: OwnPost
         )
         assert beat.status_code == 200, beat.text
         assert api.run(run["id"])["status"] == "running"
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_unseen() -> None:
+    """The pool checks a connection's socket, not the server, when it hands one out: one the server terminated while
+    it sat in the pool is replaced, and the statement that wanted it runs."""
+    engine, admin = make_engine(POSTGRES_URL, pool_size=1, max_overflow=0), make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+            for _ in range(100):  # the backend exits asynchronously: its last message is on the socket once it is gone
+                if not conn.execute(gone, {"pid": pid}).scalar_one():
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"backend {pid} was not terminated")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_the_first_request_after_a_quiet_restart_is_answered(own_postgres: OwnPostgres, tmp_path: Path) -> None:
+    """Postgres restarts while nobody asks: the pooled connections are dead, and the next request does not see it."""
+    with server(own_postgres.url, tmp_path) as s:
+        api = Api(s)
+        first = api.submit(**RUN)
+        own_postgres.stop()
+        own_postgres.start()
+        assert api.run(first["id"])["status"] == "queued"
+        assert api.submit(**RUN)["id"] == first["id"] + 1
