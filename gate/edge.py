@@ -12,8 +12,11 @@ from gate.runs.options import CONTROL  # Postgres text cannot hold NUL; no name 
 
 
 async def refuse_control_characters(request: Request) -> None:  # no I/O: on the event loop
-    if CONTROL.search(request.url.path):
+    # the scope's decoded path and raw query: request.url would build a whole URL for every request
+    if CONTROL.search(request.scope["path"]):
         raise InvalidInput("the URL path contains a control character", field="path")
+    if not request.scope["query_string"]:
+        return
     for name, value in request.query_params.multi_items():
         if CONTROL.search(name) or CONTROL.search(value):
             raise InvalidInput(f"query parameter {name!r} contains a control character", field=name)

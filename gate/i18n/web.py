@@ -47,8 +47,8 @@ class LocaleMiddleware:
                 )
             await send(message)
 
-        with use(locale):
-            await self.app(scope, receive, send_with_cookie)
+        with use(locale):  # without a switch, no layer around send: every API response would cross it
+            await self.app(scope, receive, send if switched is None else send_with_cookie)
 
 
 def switch_url(url: URL | str, target: Language) -> str:
