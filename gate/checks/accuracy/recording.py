@@ -43,13 +43,18 @@ def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks:
 
 
 def _outcomes(session: Session, run_id: int, tasks: list[str], flt: str) -> dict[str, bool]:
-    """Per-document outcomes of a task, or of a group over its subtasks' documents."""
+    """Per-document outcomes of a stored run's task, or of a group over its subtasks' documents."""
     rows = session.execute(
         select(SampleRecord.task, SampleRecord.doc_hash, SampleRecord.correct).where(
             SampleRecord.run_id == run_id, SampleRecord.task.in_(tasks), SampleRecord.filter == flt
         )
     )
     return {f"{task}/{doc_hash}": correct for task, doc_hash, correct in rows if doc_hash}
+
+
+def _own_outcomes(samples: list[SampleOutcome], tasks: list[str], flt: str) -> dict[str, bool]:
+    """The same, from the samples being recorded."""
+    return {f"{o.task}/{o.doc_hash}": o.correct for o in samples if o.task in tasks and o.filter == flt and o.doc_hash}
 
 
 def _no_gated_task(baseline: Baseline, parsed: ParsedResults) -> str:
@@ -73,65 +78,97 @@ def verdict_data(v: judge.Verdict) -> dict[str, Any]:
 
 def _judge(
     session: Session,
-    run: Run,
+    baseline: Baseline | None,
+    model_fingerprint: str | None,
+    parsed: ParsedResults,
+    samples: list[SampleOutcome],
+) -> tuple[list[outcome.Outcome], list[dict[str, Any]]]:
+    """Judge each gated task against the baseline (reading only its reference run, if any): the outcomes, and the
+    verdict rows less their run_id. Nothing is written, so an import can store its run once, verdict and all."""
+    outcomes: list[outcome.Outcome] = []
+    verdicts: list[dict[str, Any]] = []
+    if baseline is None:
+        return outcomes, verdicts
+    same_weights = None
+    if baseline.from_run_id is not None:
+        reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == baseline.from_run_id))
+        if model_fingerprint is not None and reference_fingerprint is not None:
+            same_weights = model_fingerprint == reference_fingerprint
+    for gated in baseline.scores:
+        score = parsed.score(gated.task, gated.metric)
+        if score is None:
+            continue
+        candidate = judge.Candidate(
+            task=score.task,
+            metric=score.metric,
+            value=score.value,
+            stderr=score.stderr,
+            n_samples=score.n_samples,
+            profile=parsed.profiles[score.task],
+        )
+        paired = None
+        if baseline.from_run_id is not None:
+            flt = gated.metric.split(",", 1)[1]
+            members = parsed.members(gated.task, gated.metric)
+            paired = judge.pair(
+                _own_outcomes(samples, members, flt), _outcomes(session, baseline.from_run_id, members, flt)
+            )
+        judged = judge.judge(candidate, reference(gated), paired, same_weights)
+        outcomes.append(judged.outcome)
+        verdicts.append({
+            "baseline_score_id": gated.id, "task": gated.task, "outcome": judged.outcome.value,
+            "delta_pp": judged.delta_pp, "details": verdict_data(judged),
+        })  # fmt: skip
+    return outcomes, verdicts
+
+
+def _insert_results(
+    session: Session,
+    run_id: int,
     parsed: ParsedResults,
     samples: list[SampleOutcome],
     files: dict[str, bytes],
-) -> list[outcome.Outcome]:
-    """Insert the run's scores, samples and files, judge each gated task, insert the verdicts; their outcomes."""
+    verdicts: list[dict[str, Any]],
+) -> None:
+    """The run's scores, samples, files and verdicts, one INSERT per table."""
     _insert(session, Score, [
-        {"run_id": run.id, "task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr,
+        {"run_id": run_id, "task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr,
          "n_samples": s.n_samples}
         for s in parsed.scores
     ])  # fmt: skip
     _insert(session, SampleRecord, [
-        {"run_id": run.id, "task": o.task, "filter": o.filter, "doc_id": o.doc_id, "doc_hash": o.doc_hash,
+        {"run_id": run_id, "task": o.task, "filter": o.filter, "doc_id": o.doc_id, "doc_hash": o.doc_hash,
          "correct": o.correct, "filtered_answer": o.filtered_answer, "target": o.target, "question": o.question,
          "raw_output": o.raw_output}
         for o in samples
     ])  # fmt: skip
     _insert(session, Artifact, [
-        {"run_id": run.id, "name": name, "content_gz": gzip.compress(content, 6), "size": len(content)}
+        {"run_id": run_id, "name": name, "content_gz": gzip.compress(content, 6), "size": len(content)}
         for name, content in files.items()
     ])  # fmt: skip
+    _insert(session, TaskVerdict, [{"run_id": run_id, **v} for v in verdicts])
 
-    outcomes, verdicts = [], []
-    same_weights = None
-    if run.baseline is not None and run.baseline.from_run_id is not None:
-        reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == run.baseline.from_run_id))
-        if run.model_fingerprint is not None and reference_fingerprint is not None:
-            same_weights = run.model_fingerprint == reference_fingerprint
-    if run.baseline is not None:
-        for gated in run.baseline.scores:
-            score = parsed.score(gated.task, gated.metric)
-            if score is None:
-                continue
-            ref = reference(gated)
-            candidate = judge.Candidate(
-                task=score.task,
-                metric=score.metric,
-                value=score.value,
-                stderr=score.stderr,
-                n_samples=score.n_samples,
-                profile=parsed.profiles[score.task],
-            )
-            paired = None
-            if run.baseline.from_run_id is not None:
-                flt = gated.metric.split(",", 1)[1]
-                members = parsed.members(gated.task, gated.metric)
-                paired = judge.pair(
-                    _outcomes(session, run.id, members, flt),
-                    _outcomes(session, run.baseline.from_run_id, members, flt),
-                )
-            judged = judge.judge(candidate, ref, paired, same_weights)
-            outcomes.append(judged.outcome)
-            verdicts.append({
-                "run_id": run.id, "baseline_score_id": gated.id, "task": gated.task,
-                "outcome": judged.outcome.value, "delta_pp": judged.delta_pp, "details": verdict_data(judged),
-            })  # fmt: skip
-    _insert(session, TaskVerdict, verdicts)
-    session.expire(run, ["scores", "verdicts"])  # inserted as rows, not through the collections: read them again
-    return outcomes
+
+def _finish(
+    run: Run,
+    baseline: Baseline | None,
+    parsed: ParsedResults,
+    outcomes: list[outcome.Outcome],
+    environment: dict[str, Any] | None,
+) -> None:
+    """The run's final state: succeeded, with its overall verdict."""
+    run.eval_profile = parsed.profiles
+    run.environment = {**(run.environment or {}), **(environment or {})}
+    final = outcome.overall(outcomes)
+    run.verdict_reason = None
+    if final is None and baseline is not None:  # imported work the baseline does not cover: not a gate result
+        final = outcome.Outcome.NOT_COMPARABLE
+        run.verdict_reason = _no_gated_task(baseline, parsed)
+    run.verdict = final.value if final else None
+    run.status = RunStatus.SUCCEEDED
+    run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome
+    run.finished_at = utcnow()
+    run.lease_expires_at = None  # the token stays: a replayed upload of this attempt is recognised
 
 
 def record(
@@ -145,19 +182,10 @@ def record(
     """Store a finished evaluation and judge it against the run's baseline. The caller owns the transaction."""
     check_gated_metrics(parsed, run.baseline, run.tasks)
     with session.no_autoflush:  # the run's row exists (the caller stored it); its changes go in one UPDATE at the end
-        outcomes = _judge(session, run, parsed, samples, files)
-    run.eval_profile = parsed.profiles
-    run.environment = {**(run.environment or {}), **(environment or {})}
-    final = outcome.overall(outcomes)
-    run.verdict_reason = None
-    if final is None and run.baseline is not None:  # imported work the baseline does not cover: not a gate result
-        final = outcome.Outcome.NOT_COMPARABLE
-        run.verdict_reason = _no_gated_task(run.baseline, parsed)
-    run.verdict = final.value if final else None
-    run.status = RunStatus.SUCCEEDED
-    run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome
-    run.finished_at = utcnow()
-    run.lease_expires_at = None  # the token stays: a replayed upload of this attempt is recognised
+        outcomes, verdicts = _judge(session, run.baseline, run.model_fingerprint, parsed, samples)
+        _insert_results(session, run.id, parsed, samples, files, verdicts)
+    session.expire(run, ["scores", "verdicts"])  # inserted as rows, not through the collections: read them again
+    _finish(run, run.baseline, parsed, outcomes, environment)
     notifications.on_run_end(session, run)
     session.flush()
     return run
@@ -176,9 +204,10 @@ def import_results(
     ci_context: dict[str, Any] | None = None,
     model_fingerprint: str | None = None,
 ) -> Run:
-    """A run made by hand: create it finished, with its scores and verdict."""
+    """A run made by hand: judged first, then stored finished in one INSERT, with its scores and verdicts."""
     baseline = None if baseline_name is None else baselines.get(session, baseline_name)
     check_gated_metrics(parsed, baseline, [])
+    outcomes, verdicts = _judge(session, baseline, model_fingerprint, parsed, samples)
     now = utcnow()
     run = Run(
         model=model,
@@ -188,7 +217,6 @@ def import_results(
         labels=[],
         baseline=baseline,
         origin="import",
-        status=RunStatus.RUNNING,
         max_attempts=0,
         submitted_by=submitted_by,
         ci_context=ci_context,
@@ -196,7 +224,10 @@ def import_results(
         created_at=now,
         started_at=now,
     )
+    _finish(run, baseline, parsed, outcomes, None)
     session.add(run)
     session.flush()
     _insert(session, RunTask, [{"run_id": run.id, "task": task} for task in parsed.tasks])
-    return record(session, run, parsed, samples, files)
+    _insert_results(session, run.id, parsed, samples, files, verdicts)
+    notifications.on_run_end(session, run)
+    return run
