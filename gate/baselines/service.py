@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gate import checks
@@ -50,9 +50,13 @@ def load(session: Session, specs: list[BaselineSpec]) -> int:
     return written
 
 
+# one query, joined, built once: every import and completion asks, and a second query (or building this one) costs
+# as much as running it
+_NAMED = select(Baseline).where(Baseline.name == bindparam("name")).options(joinedload(Baseline.scores))
+
+
 def get(session: Session, name: str) -> Baseline:
-    # one query, joined: every import and completion asks, and a second query costs as much as the first
-    found = session.scalars(select(Baseline).where(Baseline.name == name).options(joinedload(Baseline.scores)))
+    found = session.scalars(_NAMED, {"name": name})
     baseline = found.unique().first()
     if baseline is None:
         raise NotFound(f"unknown baseline {name!r}", field="baseline")
