@@ -253,6 +253,16 @@ def measure(port: int, call: Call, clients: int, requests: int, offset: int) -> 
     return latencies
 
 
+def measure_twice(what: str, port: int, call: Call, clients: int, requests: int, offset: int) -> list[float]:
+    """measure(), and once more if a request failed, said on the output: a cold server may drop a connection
+    (gunicorn restarts a worker), and MLflow answered a search at 8 clients on Postgres with a 500 once."""
+    try:
+        return measure(port, call, clients, requests, offset)
+    except RuntimeError as exc:
+        print(f"  {what}: {exc}; measured again", flush=True)
+        return measure(port, call, clients, requests, offset + 10_000)
+
+
 def check_same_answers(gate_port: int, gate_token: str, mlflow_port: int, experiment: str, model: str) -> None:
     """Both servers answer the history and the latest 50 with the same number of runs (else the race is unfair)."""
     gate = httpx.Client(base_url=f"http://127.0.0.1:{gate_port}", headers={"Authorization": f"Bearer {gate_token}"})
@@ -293,11 +303,8 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[tuple[str, i
             }
             for name, (port, calls) in servers.items():  # warm-up: every process, thread and cache of both
                 for operation in args.operation:
-                    try:
-                        measure(port, calls[operation], max(args.clients), 5, offset=50_000)
-                    except RuntimeError as exc:  # a cold server may drop a connection (gunicorn restarts a worker)
-                        print(f"  warm-up of {name} {operation}: {exc}; again", flush=True)
-                        measure(port, calls[operation], max(args.clients), 5, offset=60_000)
+                    warm_up = f"warm-up of {name} {operation}"
+                    measure_twice(warm_up, port, calls[operation], max(args.clients), 5, offset=50_000)
             for round_ in range(args.rounds):
                 order = ["gate", "mlflow"] if round_ % 2 == 0 else ["mlflow", "gate"]
                 for clients in args.clients:
@@ -306,7 +313,7 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[tuple[str, i
                         for name in order:
                             port, calls = servers[name]
                             offset = round_ * 1000 + clients * 100
-                            latencies = measure(port, calls[operation], clients, args.requests, offset)
+                            latencies = measure_twice(name, port, calls[operation], clients, args.requests, offset)
                             medians[name] = statistics.median(latencies)
                         ratios.setdefault((operation, clients), []).append(medians["mlflow"] / medians["gate"])
                         print(f"  round {round_ + 1} {clients} client(s) {operation:12s} gate "
