@@ -9,9 +9,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Row, ScalarSelect, Select, bindparam, func, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    ScalarSelect,
+    Select,
+    bindparam,
+    func,
+    literal,
+    null,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
+from sqlalchemy.sql import Executable
 
 from gate.baselines.models import Baseline, BaselineScore
 from gate.db import MAX_ID
@@ -114,9 +128,6 @@ class VerdictRow(NamedTuple):
 _SCORE = (Score.task, Score.metric, Score.value, Score.stderr, Score.n_samples)
 _VERDICT = (TaskVerdict.task, TaskVerdict.outcome, TaskVerdict.delta_pp, TaskVerdict.details)
 _RUN = RUN_ROWS.where(Run.id == bindparam("run_id"))
-_SCORES = select(*_SCORE).where(Score.run_id == bindparam("run_id")).order_by(Score.id)
-_VERDICTS = select(*_VERDICT).where(TaskVerdict.run_id == bindparam("run_id")).order_by(TaskVerdict.id)
-_FILES = select(Artifact.name).where(Artifact.run_id == bindparam("run_id")).order_by(Artifact.name)
 
 
 def _rows_as_json(
@@ -129,12 +140,25 @@ def _rows_as_json(
 
 # On Postgres, where each statement is a round trip, a run and its children are one statement: the children come
 # as JSON, in which Postgres writes a float8 with the digits that read back exactly. SQLite's JSON keeps only 15
-# significant digits, so there they stay four statements, each an indexed read of a local file.
+# significant digits, so there it is two statements: the run, then its children as rows of one UNION ALL
+# (kind, id, task, metric or outcome, value or delta_pp, stderr, n_samples, details; a file is its name as task).
 _RUN_WITH_CHILDREN = _RUN.add_columns(
     _rows_as_json(Score, _SCORE, Score.id).label("score_rows"),
     _rows_as_json(TaskVerdict, _VERDICT, TaskVerdict.id).label("verdict_rows"),
     _rows_as_json(Artifact, (Artifact.name,), Artifact.name).label("file_rows"),
 )
+_SCORE_KIND, _VERDICT_KIND, _FILE_KIND = 0, 1, 2
+_CHILDREN: Executable = union_all(
+    select(literal(_SCORE_KIND).label("kind"), Score.id, *_SCORE, type_coerce(null(), JSON)).where(
+        Score.run_id == bindparam("run_id")
+    ),
+    select(literal(_VERDICT_KIND), TaskVerdict.id, *_VERDICT[:3], null(), null(), TaskVerdict.details).where(
+        TaskVerdict.run_id == bindparam("run_id")
+    ),
+    select(literal(_FILE_KIND), Artifact.id, Artifact.name, *[null()] * 5).where(
+        Artifact.run_id == bindparam("run_id")
+    ),
+).order_by("kind", "id")
 
 
 def run_rows(
@@ -168,12 +192,15 @@ def run_detail_rows(connection: Connection, run_id: int) -> RunRows:
     run = connection.execute(_RUN, key).first()
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
-    return RunRows(
-        run,
-        [ScoreRow(*r) for r in connection.execute(_SCORES, key)],
-        [VerdictRow(*r) for r in connection.execute(_VERDICTS, key)],
-        list(connection.scalars(_FILES, key)),
-    )
+    scores, verdicts, files = [], [], []
+    for kind, _id, task, label, value, stderr, n_samples, details in connection.execute(_CHILDREN, key):
+        if kind == _SCORE_KIND:
+            scores.append(ScoreRow(task, label, value, stderr, n_samples))
+        elif kind == _VERDICT_KIND:
+            verdicts.append(VerdictRow(task, label, value, details))
+        else:
+            files.append(task)
+    return RunRows(run, scores, verdicts, sorted(files))  # Python's order of str is SQLite's BINARY collation
 
 
 def gated_metric(session: Session, task: str) -> str:
