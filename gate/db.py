@@ -103,7 +103,7 @@ def make_engine(url: str, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine
 
 def _closed_while_pooled(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Hand out no connection the server has closed (a restart, a terminated backend). SQLAlchemy's pool_pre_ping
-    asks the server, a round trip per checkout, a third of a run read's; this looks at the socket instead, as Go's
+    asks the server, a round trip per checkout (as many as a whole run read); this looks at the socket instead, as Go's
     MySQL driver does (its connCheck). The server sends nothing unasked on an idle connection (gate LISTENs on
     connections of its own) except when it goes away: its last message, then end of file, so a readable socket is
     a dead one. Raising DisconnectionError makes the pool discard it and connect anew."""
@@ -131,8 +131,8 @@ def unavailable(error: BaseException) -> bool:
 
 class Sessions(sessionmaker[Session]):
     """An engine's session factory, with its writers' bind made once: on SQLite, the engine with BEGIN IMMEDIATE.
-    Making that bind per write transaction cost a tenth of an import's CPU (SQLAlchemy joins the engine's event
-    listeners anew each time); it shares the engine's pool, so it outlives a dispose()."""
+    Making that bind per write transaction took a tenth of an import's CPU in a profile (SQLAlchemy joins the
+    engine's event listeners anew each time); it shares the engine's pool, so it outlives a dispose()."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, expire_on_commit=False)
