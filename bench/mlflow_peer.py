@@ -45,7 +45,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api_latency import SeedRun, seed, seed_runs
-from bench.support import POSTGRES_URL, free_port, fresh_database, gate_server, token
+from bench.support import POSTGRES_URL, free_port, fresh_database, gate_server, port_of, token
 from gate.db import make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,7 +295,7 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[tuple[str, i
             gate_server(url, workdir / f"gate-{kind}.log", workers=args.gate_workers) as base,
             mlflow_server(args.mlflow_python.parent / "mlflow", store_uri, workdir) as mlflow_port,
         ):
-            gate_port = int(base.rsplit(":", 1)[1])
+            gate_port = port_of(base)
             check_same_answers(gate_port, gate_token, mlflow_port, experiment, models[7])
             servers = {
                 "gate": (gate_port, gate_calls(gate_token, [r.id for r in picks], models)),

@@ -55,11 +55,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def gate_server(url: str, log: Path, workers: int = 1, **settings: str) -> Iterator[str]:
+def gate_server(url: str, log: Path, workers: int = 1, tree: Path | None = None, **settings: str) -> Iterator[str]:
+    """`gate serve` on a free port until it answers; from another source tree's `gate` package if given."""
     port = free_port()
     env = {**os.environ, "GATE_DATABASE_URL": url, **{f"GATE_{k.upper()}": v for k, v in settings.items()}}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     process = subprocess.Popen(
         [sys.executable, "-m", "gate.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=tree,
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -79,6 +83,11 @@ def gate_server(url: str, log: Path, workers: int = 1, **settings: str) -> Itera
     finally:
         process.terminate()
         process.wait(30)
+
+
+def port_of(base: str) -> int:
+    """The port of a server's base URL (gate_server's)."""
+    return int(base.rsplit(":", 1)[1])
 
 
 def percentile(values: list[float], q: float) -> float:

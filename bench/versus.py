@@ -17,18 +17,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api_latency import seed, seed_runs
 from bench.mlflow_peer import OPERATIONS, Call, gate_calls, measure
-from bench.support import free_port, fresh_database, token
+from bench.support import fresh_database, gate_server, port_of, token
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,32 +43,15 @@ def worktree(commit: str) -> Iterator[Path]:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(place)], check=True)
 
 
-@contextmanager
-def server(tree: Path, url: str, log: Path) -> Iterator[int]:
-    """`gate serve` from a source tree: its own `gate` package, checked, not the one installed in the venv."""
-    env = {**os.environ, "GATE_DATABASE_URL": url, "PYTHONPATH": str(tree)}
+def checked(tree: Path) -> Path:
+    """The tree, once its own `gate` package is the one a server started there imports, not the venv's."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     loaded = subprocess.run(
         [sys.executable, "-c", "import gate; print(gate.__file__)"], cwd=tree, env=env, capture_output=True, text=True
     ).stdout.strip()
     if not Path(loaded).is_relative_to(tree):
-        raise SystemExit(f"the server for {tree} would run gate from {loaded}")
-    port = free_port()
-    command = [sys.executable, "-m", "gate.cli", "serve", "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(command, cwd=tree, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise TimeoutError(f"gate server did not start: see {log}")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(30)
+        raise SystemExit(f"a server for {tree} would run gate from {loaded}")
+    return tree
 
 
 def duel(
@@ -106,12 +86,12 @@ def main() -> None:
         for kind in args.db or ["sqlite", "postgres"]:
             with (
                 fresh_database(kind, Path(tmp)) as url,
-                server(base, url, Path(tmp) / "base.log") as base_port,
-                server(ROOT, url, Path(tmp) / "new.log") as new_port,
+                gate_server(url, Path(tmp) / "base.log", tree=checked(base)) as base_url,
+                gate_server(url, Path(tmp) / "new.log", tree=checked(ROOT)) as new_url,
             ):
                 seed(url, runs)
                 calls = gate_calls(token(url, "bench", "submit"), [r.id for r in picks], models)
-                ports = {"base": base_port, "new": new_port}
+                ports = {"base": port_of(base_url), "new": port_of(new_url)}
                 for operation in args.operation or list(OPERATIONS):
                     for clients in (1, 8):
                         requests = args.requests if clients == 1 else max(1, args.requests // 5)

@@ -151,12 +151,12 @@ def _insert_results(
 
 def _finish(
     run: Run,
-    baseline: Baseline | None,
     parsed: ParsedResults,
     outcomes: list[outcome.Outcome],
     environment: dict[str, Any] | None,
 ) -> None:
     """The run's final state: succeeded, with its overall verdict."""
+    baseline = run.baseline
     run.eval_profile = parsed.profiles
     run.environment = {**(run.environment or {}), **(environment or {})}
     final = outcome.overall(outcomes)
@@ -185,7 +185,7 @@ def record(
         outcomes, verdicts = _judge(session, run.baseline, run.model_fingerprint, parsed, samples)
         _insert_results(session, run.id, parsed, samples, files, verdicts)
     session.expire(run, ["scores", "verdicts"])  # inserted as rows, not through the collections: read them again
-    _finish(run, run.baseline, parsed, outcomes, environment)
+    _finish(run, parsed, outcomes, environment)
     notifications.on_run_end(session, run)
     session.flush()
     return run
@@ -224,7 +224,7 @@ def import_results(
         created_at=now,
         started_at=now,
     )
-    _finish(run, baseline, parsed, outcomes, None)
+    _finish(run, parsed, outcomes, None)
     session.add(run)
     session.flush()
     _insert(session, RunTask, [{"run_id": run.id, "task": task} for task in parsed.tasks])
