@@ -62,6 +62,9 @@ def test_full_run_three_points_down_fails_and_pairs_with_a_reference(
 
     candidate = upload(client, auth["submit"], *gold_run_880, model="acme/port-npu", baseline="port-gpu-bf16").json()
     assert candidate["verdict"] == "fail"
+    # the answer to an import is what was written: a read of the run gives the same, scores, verdict and files
+    assert client.get(candidate["url"], headers=auth["read"]).json() == candidate
+    assert candidate["files"] == ["results.json", "samples_gsm8k.jsonl"]
     details = candidate["verdicts"][0]["details"]
     assert candidate["verdicts"][0]["delta_pp"] == pytest.approx((880 - 927) / 1319 * 100)
     paired = details["paired"]

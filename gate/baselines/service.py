@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gate import checks
 from gate.baselines.files import KIND_REFERENCE_RUN, BaselineSpec, Reference
+from gate.baselines.gated import GatedBaseline, GatedEntry
 from gate.baselines.models import Baseline, BaselineScore
 from gate.errors import Conflict, InvalidInput, NotFound
 from gate.runs.models import Run, RunStatus
@@ -61,6 +62,41 @@ def get(session: Session, name: str) -> Baseline:
     if baseline is None:
         raise NotFound(f"unknown baseline {name!r}", field="baseline")
     return baseline
+
+
+def gated(baseline: Baseline) -> GatedBaseline:
+    entries = tuple(GatedEntry(score.id, reference(score)) for score in baseline.scores)
+    return GatedBaseline(baseline.id, baseline.name, baseline.from_run_id, entries)
+
+
+_GATED = (
+    select(
+        Baseline.id, Baseline.name, Baseline.from_run_id, BaselineScore.id.label("score_id"), BaselineScore.benchmark,
+        BaselineScore.task, BaselineScore.metric, BaselineScore.num_fewshot, BaselineScore.score,
+        BaselineScore.tolerance_pp, BaselineScore.two_sided, BaselineScore.stderr, BaselineScore.n_samples,
+        BaselineScore.eval_profile,
+    )
+    .outerjoin(BaselineScore)
+    .where(Baseline.name == bindparam("name"))
+    .order_by(BaselineScore.id)
+)  # fmt: skip
+
+
+def get_gated(connection: Connection, name: str) -> GatedBaseline:
+    """get(), as rows: what judging a run against the baseline reads."""
+    rows = connection.execute(_GATED, {"name": name}).all()
+    if not rows:
+        raise NotFound(f"unknown baseline {name!r}", field="baseline")
+    entries = tuple(
+        GatedEntry(r.score_id, Reference(
+            benchmark=r.benchmark, task=r.task, metric=r.metric, num_fewshot=r.num_fewshot, score=r.score,
+            tolerance_pp=r.tolerance_pp, two_sided=r.two_sided, stderr=r.stderr, n_samples=r.n_samples,
+            protocol=r.eval_profile,
+        ))
+        for r in rows
+        if r.score_id is not None
+    )  # fmt: skip
+    return GatedBaseline(rows[0].id, rows[0].name, rows[0].from_run_id, entries)
 
 
 def all_baselines(session: Session) -> list[Baseline]:

@@ -7,6 +7,7 @@ import binascii
 import gzip
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
@@ -145,7 +146,7 @@ def _rows_as_json(
 _RUN_WITH_CHILDREN = _RUN.add_columns(
     _rows_as_json(Score, _SCORE, Score.id).label("score_rows"),
     _rows_as_json(TaskVerdict, _VERDICT, TaskVerdict.id).label("verdict_rows"),
-    _rows_as_json(Artifact, (Artifact.name,), Artifact.name).label("file_rows"),
+    _rows_as_json(Artifact, (Artifact.name,), Artifact.name.collate("C")).label("file_rows"),  # as Python sorts
 )
 _SCORE_KIND, _VERDICT_KIND, _FILE_KIND = 0, 1, 2
 _CHILDREN: Executable = union_all(
@@ -170,7 +171,7 @@ def run_rows(
 
 @dataclass(frozen=True)
 class RunRows:
-    run: Row[Any]
+    run: Row[Any] | SimpleNamespace  # a row of RUN_ROWS, or a run's values as just written (accuracy.importing)
     scores: list[ScoreRow]
     verdicts: list[VerdictRow]
     files: list[str]

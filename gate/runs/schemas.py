@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -15,6 +16,8 @@ from gate.runs.models import Run, Worker
 from gate.runs.options import CONTROL
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# a run as the schemas read it: an entity, a row of queries.RUN_ROWS, or an import's values as just written
+RunLike = Run | Row[Any] | SimpleNamespace
 MODEL_FINGERPRINT = r"^[0-9a-f]{64}$"  # gate.worker.fingerprint's digest: blake3, lowercase hex
 VerdictName = Literal["pass", "fail", "not_comparable"]
 
@@ -144,11 +147,11 @@ class RunOut(BaseModel):
     url: str
 
     @classmethod
-    def of(cls, run: Run | Row[Any]) -> RunOut:
+    def of(cls, run: RunLike) -> RunOut:
         return cls(**cls.fields(run))
 
     @staticmethod
-    def fields(run: Run | Row[Any]) -> dict[str, Any]:  # an entity, or a row of queries.RUN_ROWS
+    def fields(run: RunLike) -> dict[str, Any]:
         return dict(
             id=run.id,
             kind=run.kind,
@@ -195,7 +198,7 @@ class RunDetail(RunOut):
         return cls.build(run, run.scores, run.verdicts, files)
 
     @classmethod
-    def build(cls, run: Run | Row[Any], scores: Sequence[Any], verdicts: Sequence[Any], files: list[str]) -> RunDetail:
+    def build(cls, run: RunLike, scores: Sequence[Any], verdicts: Sequence[Any], files: list[str]) -> RunDetail:
         """From entities or from rows (queries.run_row, score_rows, verdict_rows): the same attributes."""
         return cls(
             **RunOut.fields(run),

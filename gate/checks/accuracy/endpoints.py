@@ -8,15 +8,13 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile,
 from starlette.concurrency import run_in_threadpool
 
 from gate.auth.deps import Reader, Submitter
+from gate.checks.accuracy import importing
 from gate.checks.accuracy import queries as sample_queries
-from gate.checks.accuracy import recording
 from gate.checks.accuracy import results as lmeval
 from gate.checks.accuracy.schemas import SampleOut
 from gate.checks.accuracy.uploads import parse_upload
-from gate.db import transaction
 from gate.deps import RunId, SessionDep, SettingsDep, write_turn
 from gate.errors import InvalidInput
-from gate.runs import queries as run_queries
 from gate.runs import service as runs
 from gate.runs.schemas import MODEL_FINGERPRINT, CIContext, PlainText, RunDetail
 
@@ -55,24 +53,20 @@ async def import_run(
         except ValueError as exc:
             raise InvalidInput(f"ci is not a valid CI context: {exc}", field="ci") from None
 
-    def store() -> bytes:  # the write lock is taken only once the upload is parsed and checked
-        with transaction(request.app.state.sessions, write=True) as session:
-            run = recording.import_results(
-                session,
-                model=model_name,
-                backend=backend,
-                baseline_name=baseline,
-                parsed=parsed,
-                samples=outcomes,
-                files=files,
-                submitted_by=principal.name,
-                ci_context=ci_context,
-                model_fingerprint=model_fingerprint,
-            )
-        # read back once the write lock is released, as a run is read (rows); serialised once, here, not checked
-        # again by the framework
-        with request.app.state.reader.connect() as connection:
-            rows = run_queries.run_detail_rows(connection, run.id)
+    def store() -> bytes:  # once the upload is parsed and checked; serialised once, here, not checked again
+        rows = importing.import_results(
+            request.app.state.sessions,
+            request.app.state.reader,
+            model=model_name,
+            backend=backend,
+            baseline_name=baseline,
+            parsed=parsed,
+            samples=outcomes,
+            files=files,
+            submitted_by=principal.name,
+            ci_context=ci_context,
+            model_fingerprint=model_fingerprint,
+        )
         return RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files).model_dump_json().encode()
 
     async with write_turn(request.app):

@@ -6,30 +6,29 @@ import gzip
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from gate.baselines import service as baselines
-from gate.baselines.models import Baseline
-from gate.baselines.service import reference
+from gate.baselines.gated import GatedBaseline
 from gate.checks.accuracy import judge, profile
 from gate.checks.accuracy.models import SampleRecord
 from gate.checks.accuracy.results import ParsedResults, SampleOutcome
 from gate.db import Base, utcnow
 from gate.errors import InvalidInput
 from gate.notifications import outbox as notifications
-from gate.runs.models import Artifact, Run, RunStatus, RunTask, Score, TaskVerdict
+from gate.runs.models import Artifact, Run, RunStatus, Score, TaskVerdict
 from gate.verdicts import outcome
 
 
-def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks: list[str]) -> None:
+def check_gated_metrics(parsed: ParsedResults, baseline: GatedBaseline | None, tasks: list[str]) -> None:
     """Refuse results that lack a requested task or the metric the baseline gates on."""
     missing_tasks = [task for task in tasks if task not in parsed.profiles]
     if missing_tasks:
         raise InvalidInput(f"results lack the requested task(s) {', '.join(missing_tasks)}", field="results")
     if baseline is None:
         return
-    for gated in baseline.scores:
+    for gated in baseline.entries:
         if gated.task not in parsed.profiles:
             continue
         score = parsed.score(gated.task, gated.metric)
@@ -42,9 +41,9 @@ def check_gated_metrics(parsed: ParsedResults, baseline: Baseline | None, tasks:
             raise InvalidInput(f"results give {gated.task} {gated.metric} = {score.value!r}, not a share in [0, 1]")
 
 
-def _outcomes(session: Session, run_id: int, tasks: list[str], flt: str) -> dict[str, bool]:
+def _outcomes(connection: Connection, run_id: int, tasks: list[str], flt: str) -> dict[str, bool]:
     """Per-document outcomes of a stored run's task, or of a group over its subtasks' documents."""
-    rows = session.execute(
+    rows = connection.execute(
         select(SampleRecord.task, SampleRecord.doc_hash, SampleRecord.correct).where(
             SampleRecord.run_id == run_id, SampleRecord.task.in_(tasks), SampleRecord.filter == flt
         )
@@ -57,17 +56,17 @@ def _own_outcomes(samples: list[SampleOutcome], tasks: list[str], flt: str) -> d
     return {f"{o.task}/{o.doc_hash}": o.correct for o in samples if o.task in tasks and o.filter == flt and o.doc_hash}
 
 
-def _no_gated_task(baseline: Baseline, parsed: ParsedResults) -> str:
+def _no_gated_task(baseline: GatedBaseline, parsed: ParsedResults) -> str:
     tasks = ", ".join(profile.top_level(parsed.profiles))
-    entries = ", ".join(s.task for s in baseline.scores)
+    entries = ", ".join(s.task for s in baseline.entries)
     return f"baseline {baseline.name!r} has no entry for any task of this run ({tasks}); it gates {entries}"
 
 
-def _insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+def insert_rows(connection: Connection, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """Rows in one INSERT of many values: a unit-of-work flush of as many objects costs several times more, and a
     run may bring thousands of samples."""
     if rows:
-        session.connection().execute(insert(model.__table__), rows)  # type: ignore[arg-type]  # Core: the ORM's bulk path costs more
+        connection.execute(insert(model.__table__), rows)  # type: ignore[arg-type]  # Core: the ORM's bulk path costs more
 
 
 def verdict_data(v: judge.Verdict) -> dict[str, Any]:
@@ -76,9 +75,9 @@ def verdict_data(v: judge.Verdict) -> dict[str, Any]:
     return data
 
 
-def _judge(
-    session: Session,
-    baseline: Baseline | None,
+def judge_all(
+    connection: Connection,
+    baseline: GatedBaseline | None,
     model_fingerprint: str | None,
     parsed: ParsedResults,
     samples: list[SampleOutcome],
@@ -91,10 +90,10 @@ def _judge(
         return outcomes, verdicts
     same_weights = None
     if baseline.from_run_id is not None:
-        reference_fingerprint = session.scalar(select(Run.model_fingerprint).where(Run.id == baseline.from_run_id))
+        reference_fingerprint = connection.scalar(select(Run.model_fingerprint).where(Run.id == baseline.from_run_id))
         if model_fingerprint is not None and reference_fingerprint is not None:
             same_weights = model_fingerprint == reference_fingerprint
-    for gated in baseline.scores:
+    for gated in baseline.entries:
         score = parsed.score(gated.task, gated.metric)
         if score is None:
             continue
@@ -111,9 +110,9 @@ def _judge(
             flt = gated.metric.split(",", 1)[1]
             members = parsed.members(gated.task, gated.metric)
             paired = judge.pair(
-                _own_outcomes(samples, members, flt), _outcomes(session, baseline.from_run_id, members, flt)
+                _own_outcomes(samples, members, flt), _outcomes(connection, baseline.from_run_id, members, flt)
             )
-        judged = judge.judge(candidate, reference(gated), paired, same_weights)
+        judged = judge.judge(candidate, gated.reference, paired, same_weights)
         outcomes.append(judged.outcome)
         verdicts.append({
             "baseline_score_id": gated.id, "task": gated.task, "outcome": judged.outcome.value,
@@ -122,8 +121,29 @@ def _judge(
     return outcomes, verdicts
 
 
-def _insert_results(
-    session: Session,
+def score_rows(parsed: ParsedResults) -> list[dict[str, Any]]:
+    return [
+        {"task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr, "n_samples": s.n_samples}
+        for s in parsed.scores
+    ]
+
+
+def sample_rows(samples: list[SampleOutcome]) -> list[dict[str, Any]]:
+    return [
+        {"task": o.task, "filter": o.filter, "doc_id": o.doc_id, "doc_hash": o.doc_hash, "correct": o.correct,
+         "filtered_answer": o.filtered_answer, "target": o.target, "question": o.question, "raw_output": o.raw_output}
+        for o in samples
+    ]  # fmt: skip
+
+
+def file_rows(files: dict[str, bytes]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "content_gz": gzip.compress(content, 6), "size": len(content)} for name, content in files.items()
+    ]
+
+
+def insert_results(
+    connection: Connection,
     run_id: int,
     parsed: ParsedResults,
     samples: list[SampleOutcome],
@@ -131,44 +151,37 @@ def _insert_results(
     verdicts: list[dict[str, Any]],
 ) -> None:
     """The run's scores, samples, files and verdicts, one INSERT per table."""
-    _insert(session, Score, [
-        {"run_id": run_id, "task": s.task, "metric": s.metric, "value": s.value, "stderr": s.stderr,
-         "n_samples": s.n_samples}
-        for s in parsed.scores
-    ])  # fmt: skip
-    _insert(session, SampleRecord, [
-        {"run_id": run_id, "task": o.task, "filter": o.filter, "doc_id": o.doc_id, "doc_hash": o.doc_hash,
-         "correct": o.correct, "filtered_answer": o.filtered_answer, "target": o.target, "question": o.question,
-         "raw_output": o.raw_output}
-        for o in samples
-    ])  # fmt: skip
-    _insert(session, Artifact, [
-        {"run_id": run_id, "name": name, "content_gz": gzip.compress(content, 6), "size": len(content)}
-        for name, content in files.items()
-    ])  # fmt: skip
-    _insert(session, TaskVerdict, [{"run_id": run_id, **v} for v in verdicts])
+    for model, rows in (
+        (Score, score_rows(parsed)),
+        (SampleRecord, sample_rows(samples)),
+        (Artifact, file_rows(files)),
+        (TaskVerdict, verdicts),
+    ):
+        insert_rows(connection, model, [{"run_id": run_id, **row} for row in rows])
 
 
-def _finish(
-    run: Run,
+def final_state(
+    baseline: GatedBaseline | None,
     parsed: ParsedResults,
     outcomes: list[outcome.Outcome],
-    environment: dict[str, Any] | None,
-) -> None:
-    """The run's final state: succeeded, with its overall verdict."""
-    baseline = run.baseline
-    run.eval_profile = parsed.profiles
-    run.environment = {**(run.environment or {}), **(environment or {})}
+    environment: dict[str, Any],
+) -> dict[str, Any]:
+    """A run's columns once it is finished: succeeded, with its overall verdict."""
     final = outcome.overall(outcomes)
-    run.verdict_reason = None
+    reason = None
     if final is None and baseline is not None:  # imported work the baseline does not cover: not a gate result
         final = outcome.Outcome.NOT_COMPARABLE
-        run.verdict_reason = _no_gated_task(baseline, parsed)
-    run.verdict = final.value if final else None
-    run.status = RunStatus.SUCCEEDED
-    run.failure_reason = None  # an earlier attempt's failure is history, not the run's outcome
-    run.finished_at = utcnow()
-    run.lease_expires_at = None  # the token stays: a replayed upload of this attempt is recognised
+        reason = _no_gated_task(baseline, parsed)
+    return {
+        "eval_profile": parsed.profiles,
+        "environment": environment,
+        "verdict": final.value if final else None,
+        "verdict_reason": reason,
+        "status": RunStatus.SUCCEEDED,
+        "failure_reason": None,  # an earlier attempt's failure is history, not the run's outcome
+        "finished_at": utcnow(),
+        "lease_expires_at": None,  # the token stays: a replayed upload of this attempt is recognised
+    }
 
 
 def record(
@@ -180,54 +193,15 @@ def record(
     environment: dict[str, Any] | None = None,
 ) -> Run:
     """Store a finished evaluation and judge it against the run's baseline. The caller owns the transaction."""
-    check_gated_metrics(parsed, run.baseline, run.tasks)
+    baseline = baselines.gated(run.baseline) if run.baseline else None
+    check_gated_metrics(parsed, baseline, run.tasks)
     with session.no_autoflush:  # the run's row exists (the caller stored it); its changes go in one UPDATE at the end
-        outcomes, verdicts = _judge(session, run.baseline, run.model_fingerprint, parsed, samples)
-        _insert_results(session, run.id, parsed, samples, files, verdicts)
+        outcomes, verdicts = judge_all(session.connection(), baseline, run.model_fingerprint, parsed, samples)
+        insert_results(session.connection(), run.id, parsed, samples, files, verdicts)
     session.expire(run, ["scores", "verdicts"])  # inserted as rows, not through the collections: read them again
-    _finish(run, parsed, outcomes, environment)
+    merged = {**(run.environment or {}), **(environment or {})}
+    for column, value in final_state(baseline, parsed, outcomes, merged).items():
+        setattr(run, column, value)
     notifications.on_run_end(session, run)
     session.flush()
-    return run
-
-
-def import_results(
-    session: Session,
-    *,
-    model: str,
-    backend: str,
-    baseline_name: str | None,
-    parsed: ParsedResults,
-    samples: list[SampleOutcome],
-    files: dict[str, bytes],
-    submitted_by: str | None,
-    ci_context: dict[str, Any] | None = None,
-    model_fingerprint: str | None = None,
-) -> Run:
-    """A run made by hand: judged first, then stored finished in one INSERT, with its scores and verdicts."""
-    baseline = None if baseline_name is None else baselines.get(session, baseline_name)
-    check_gated_metrics(parsed, baseline, [])
-    outcomes, verdicts = _judge(session, baseline, model_fingerprint, parsed, samples)
-    now = utcnow()
-    run = Run(
-        model=model,
-        backend=backend,
-        tasks=parsed.tasks,
-        options={},
-        labels=[],
-        baseline=baseline,
-        origin="import",
-        max_attempts=0,
-        submitted_by=submitted_by,
-        ci_context=ci_context,
-        model_fingerprint=model_fingerprint,
-        created_at=now,
-        started_at=now,
-    )
-    _finish(run, parsed, outcomes, None)
-    session.add(run)
-    session.flush()
-    _insert(session, RunTask, [{"run_id": run.id, "task": task} for task in parsed.tasks])
-    _insert_results(session, run.id, parsed, samples, files, verdicts)
-    notifications.on_run_end(session, run)
     return run
