@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate.upgrade(engine)
         app.state.engine = engine
         app.state.reader = db.reader(engine)
+        app.state.async_reader = None if is_sqlite(engine) else db.async_reader(settings.database_url)
         app.state.sessions = make_session_factory(engine)
         app.state.inline_database = is_sqlite(engine)  # see deps.database
         # Writers take turns on the event loop (see deps.write_turn): one at a time on SQLite; on Postgres fewer
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await leading  # it steps down, so another process leads at once
         app.state.wakeups.stop()
+        if app.state.async_reader is not None:
+            await app.state.async_reader.dispose()
         engine.dispose()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, TypeDecorator, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -109,8 +110,8 @@ def _closed_while_pooled(dbapi_connection: Any, _record: Any, _proxy: Any) -> No
     a dead one. Raising DisconnectionError makes the pool discard it and connect anew."""
     if dbapi_connection.closed:
         raise sa_exc.DisconnectionError("the connection was closed while it sat in the pool")
-    poller = io_select.poll()
-    poller.register(dbapi_connection.fileno(), io_select.POLLIN)
+    poller = io_select.poll()  # psycopg's connection, or the asyncio one SQLAlchemy adapts (async_reader)
+    poller.register(getattr(dbapi_connection, "driver_connection", dbapi_connection).fileno(), io_select.POLLIN)
     if poller.poll(0):
         raise sa_exc.DisconnectionError("the server closed the connection while it sat in the pool")
 
@@ -120,6 +121,18 @@ def reader(engine: Engine) -> Engine:
     without BEGIN and ROLLBACK, two of a run read's round trips: under READ COMMITTED each statement takes its own
     snapshot inside a transaction too, so nothing is lost. SQLite keeps its transaction: one snapshot for all."""
     return engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
+    """Postgres: reader()'s statements on asyncio connections, for requests that read on the event loop. A read's
+    wait on the network is then an await, not a worker thread blocked on a socket: handing a request to a thread
+    and back cost as much CPU as a run read itself (bench/mlflow_peer.py). SQLAlchemy's asyncio extension runs the
+    same statements and rows (in a greenlet), with the same pool check and the same errors."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **{**POSTGRES_POOL, **kwargs})
+    event.listen(engine.sync_engine, "checkout", _closed_while_pooled)
+    return engine
 
 
 def unavailable(error: BaseException) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +33,16 @@ async def database(app: Any, work: Callable[[], T], *, write: bool = False) -> T
     if app.state.inline_database and not write:
         return work()
     return await run_in_threadpool(work)
+
+
+async def read(app: Any, work: Callable[[Connection], T]) -> T:
+    """A hot read (a run, a page of runs, a token) on a connection of db.reader, with no thread hop: on SQLite
+    right here (see database()), on Postgres on an asyncio connection (db.async_reader) whose waits are awaits."""
+    if app.state.inline_database:
+        with app.state.reader.connect() as connection:
+            return work(connection)
+    async with app.state.async_reader.connect() as connection:
+        return await connection.run_sync(work)
 
 
 async def _write_turn(request: Request) -> AsyncIterator[None]:

@@ -3,6 +3,7 @@ works again when it is back. Runs on a Postgres cluster of the test's own, which
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gate.db import make_engine
+from gate.db import async_reader, make_engine
 from tests.conftest import POSTGRES_URL
 from tests.own_postgres import OwnPostgres
 from tests.processes import Api, server
@@ -73,27 +74,53 @@ def test_a_lease_does_not_lapse_while_the_database_is_away(own_postgres: OwnPost
         assert api.run(run["id"])["status"] == "running"
 
 
-def test_a_pooled_connection_the_server_closed_is_replaced_unseen() -> None:
-    """The pool checks a connection's socket, not the server, when it hands one out: one the server terminated while
-    it sat in the pool is replaced, and the statement that wanted it runs."""
-    engine, admin = make_engine(POSTGRES_URL, pool_size=1, max_overflow=0), make_engine(POSTGRES_URL)
+BACKEND_PID = text("SELECT pg_backend_pid()")
+
+
+def terminate(pid: int) -> None:
+    admin = make_engine(POSTGRES_URL)
     try:
-        with engine.connect() as conn:
-            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         with admin.connect() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
             gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
             for _ in range(100):  # the backend exits asynchronously: its last message is on the socket once it is gone
                 if not conn.execute(gone, {"pid": pid}).scalar_one():
-                    break
+                    return
                 time.sleep(0.05)
-            else:
-                pytest.fail(f"backend {pid} was not terminated")
+            pytest.fail(f"backend {pid} was not terminated")
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_unseen() -> None:
+    """The pool checks a connection's socket, not the server, when it hands one out: one the server terminated while
+    it sat in the pool is replaced, and the statement that wanted it runs."""
+    engine = make_engine(POSTGRES_URL, pool_size=1, max_overflow=0)
+    try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+            pid = conn.execute(BACKEND_PID).scalar_one()
+        terminate(pid)
+        with engine.connect() as conn:
+            assert conn.execute(BACKEND_PID).scalar_one() != pid
     finally:
         engine.dispose()
-        admin.dispose()
+
+
+def test_the_asyncio_readers_pool_replaces_a_closed_connection_too() -> None:
+    """The same check on the asyncio connections the hot reads use on Postgres (db.async_reader)."""
+
+    async def scenario() -> None:
+        engine = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
+        try:
+            async with engine.connect() as conn:
+                pid = (await conn.execute(BACKEND_PID)).scalar_one()
+            await asyncio.to_thread(terminate, pid)
+            async with engine.connect() as conn:
+                assert (await conn.execute(BACKEND_PID)).scalar_one() != pid
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
 
 
 def test_the_first_request_after_a_quiet_restart_is_answered(own_postgres: OwnPostgres, tmp_path: Path) -> None:

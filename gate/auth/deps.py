@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gate.auth import tokens
-from gate.deps import READ_METHODS, SettingsDep, database
+from gate.deps import READ_METHODS, SettingsDep, read
 from gate.errors import Forbidden, Unauthorized
 from gate.settings import Settings
 
@@ -53,9 +53,8 @@ class TokenCache:
             self._seen[key] = (principal, time.monotonic() + self.ttl_s)
 
 
-def _lookup_now(request: Request, token: str, cookie: bool) -> Principal | None:
-    with request.app.state.reader.connect() as connection:
-        found = tokens.lookup(connection, token)
+async def _lookup_now(request: Request, token: str, cookie: bool) -> Principal | None:
+    found = await read(request.app, lambda connection: tokens.lookup(connection, token))
     if found is None:
         return None
     scopes = frozenset(tokens.granted(found.scopes))
@@ -67,7 +66,7 @@ async def _lookup(request: Request, token: str, cookie: bool) -> Principal | Non
     key = (tokens.digest(token), cookie)
     principal = cache.get(key)
     if principal is None:
-        principal = await database(request.app, lambda: _lookup_now(request, token, cookie))
+        principal = await _lookup_now(request, token, cookie)
         if principal is not None:
             cache.put(key, principal)
     return principal

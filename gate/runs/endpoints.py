@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gate import edge
 from gate.auth.deps import Principal, Reader, Submitter
-from gate.deps import RunId, SessionDep, SettingsDep, database
+from gate.deps import RunId, SessionDep, SettingsDep, read
 from gate.errors import Forbidden, InvalidInput
 from gate.notifications import targets
 from gate.runs import queries
@@ -158,12 +158,11 @@ async def list_runs(
     """Run history, newest first, with cursor pagination."""
     flt = _filter(model, task, status_, verdict, baseline, since, until)
 
-    def page() -> bytes:  # the most frequent read: rows on a connection in one database step (deps.database)
-        with request.app.state.reader.connect() as connection:
-            rows, next_cursor = queries.run_rows(connection, flt, limit=limit, cursor=cursor)
-        return RunPage(runs=[RunOut.of(r) for r in rows], next_cursor=next_cursor).model_dump_json().encode()
-
-    return Response(await database(request.app, page), media_type="application/json")
+    rows, next_cursor = await read(  # the most frequent read: rows on a connection (deps.read)
+        request.app, lambda connection: queries.run_rows(connection, flt, limit=limit, cursor=cursor)
+    )
+    page = RunPage(runs=[RunOut.of(r) for r in rows], next_cursor=next_cursor)
+    return Response(page.model_dump_json().encode(), media_type="application/json")
 
 
 @router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
@@ -222,12 +221,9 @@ def export_runs(
 async def get_run(request: Request, run_id: RunId, _: Reader) -> Response:
     """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
 
-    def detail() -> bytes:  # rows on a connection (db.reader) in one database step (see deps.database)
-        with request.app.state.reader.connect() as connection:
-            rows = queries.run_detail_rows(connection, run_id)
-        return RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files).model_dump_json().encode()
-
-    return Response(await database(request.app, detail), media_type="application/json")
+    rows = await read(request.app, lambda connection: queries.run_detail_rows(connection, run_id))
+    detail = RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files)
+    return Response(detail.model_dump_json().encode(), media_type="application/json")
 
 
 @router.get("/{run_id}/files/{name}", response_class=Response)

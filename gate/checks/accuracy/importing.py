@@ -35,7 +35,7 @@ from gate.baselines import service as baselines
 from gate.checks.accuracy import recording
 from gate.checks.accuracy.models import SampleRecord
 from gate.checks.accuracy.results import ParsedResults, SampleOutcome
-from gate.db import Base, Sessions, is_sqlite, transaction, utcnow
+from gate.db import Base, Sessions, is_sqlite, utcnow
 from gate.runs.models import Artifact, Run, RunTask, Score, TaskVerdict
 from gate.runs.queries import RunRows, ScoreRow, VerdictRow
 
@@ -96,6 +96,7 @@ def _one_statement() -> Executable:
 
 
 _ONE_STATEMENT = _one_statement()  # built once: building it costs more than running it
+_INSERT_RUN = insert(_RUNS).returning(_RUNS.c.id)
 
 
 def _store_postgres(
@@ -114,7 +115,7 @@ def _store_postgres(
 def _store_sqlite(
     connection: Connection, run: dict[str, Any], children: dict[str, list[dict[str, Any]]], files: list[dict[str, Any]]
 ) -> int:
-    stored: int = connection.execute(insert(_RUNS).returning(_RUNS.c.id), {n: run[n] for n in _WRITTEN}).scalar_one()
+    stored: int = connection.execute(_INSERT_RUN, {name: run[name] for name in _WRITTEN}).scalar_one()
     for key, model, _names in _CHILDREN:
         recording.insert_rows(connection, model, [{"run_id": stored, **row} for row in children[key]])
     recording.insert_rows(connection, Artifact, [{"run_id": stored, **row} for row in files])
@@ -158,8 +159,8 @@ def import_results(
     }
     # An import has no CI source and no callback, so it has no notifications to queue (outbox.on_run_end).
     if is_sqlite(statements):
-        with transaction(sessions, write=True) as writing:
-            run_id = _store_sqlite(writing.connection(), run, children, recording.file_rows(files))
+        with sessions.writer_bind.begin() as writing:  # BEGIN IMMEDIATE (db.Sessions)
+            run_id = _store_sqlite(writing, run, children, recording.file_rows(files))
     else:
         with statements.connect() as connection:  # autocommit: the statement is its own transaction
             run_id = _store_postgres(connection, run, children, recording.file_rows(files))
