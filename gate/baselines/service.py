@@ -51,7 +51,7 @@ def load(session: Session, specs: list[BaselineSpec]) -> int:
     return written
 
 
-# one query, joined, built once: every import and completion asks, and a second query (or building this one) costs
+# one query, joined, built once: every submission names a baseline, and a second query (or building this one) costs
 # as much as running it
 _NAMED = select(Baseline).where(Baseline.name == bindparam("name")).options(joinedload(Baseline.scores))
 
