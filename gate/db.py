@@ -6,12 +6,14 @@ import select as io_select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, TypeDecorator, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -128,6 +130,8 @@ def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
     wait on the network is then an await, not a worker thread blocked on a socket: handing a request to a thread
     and back cost as much CPU as a run read itself (bench/mlflow_peer.py). SQLAlchemy's asyncio extension runs the
     same statements and rows (in a greenlet), with the same pool check and the same errors."""
+    from sqlalchemy.ext.asyncio import create_async_engine  # here: the CLI and workers import this module too
+
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **{**POSTGRES_POOL, **kwargs})
