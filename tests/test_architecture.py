@@ -7,6 +7,8 @@ only through the registry (gate.checks.KINDS); and a check kind is its own folde
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,16 @@ def test_the_worker_never_reaches_the_database() -> None:
                 seen[target] = path
                 todo.append(target)
     assert ROOT / "gate/checks/accuracy/command.py" in seen  # the closure does reach through the registry's parts
+
+
+def test_the_cli_loads_no_asyncio_database_layer() -> None:
+    """Worker machines run `gate worker` from an environment of their own (vLLM's, the NPU's), which need not hold
+    greenlet: the asyncio reads of the API server (db.async_reader) load SQLAlchemy's asyncio layer when made."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, gate.cli; print('sqlalchemy.ext.asyncio' in sys.modules)"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout.strip()  # fmt: skip
+    assert loaded == "False"
 
 
 def test_the_server_never_loads_an_engine_or_starts_a_process() -> None:
