@@ -74,11 +74,14 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def _psycopg(url: str) -> str:
+    """A plain postgresql:// URL names psycopg 3, the driver gate installs (SQLAlchemy's default is psycopg2)."""
+    return "postgresql+psycopg://" + url.removeprefix("postgresql://") if url.startswith("postgresql://") else url
+
+
 def make_engine(url: str, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
     if not url.startswith("sqlite"):
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        engine = create_engine(url, **{**POSTGRES_POOL, **kwargs})
+        engine = create_engine(_psycopg(url), **{**POSTGRES_POOL, **kwargs})
         event.listen(engine, "checkout", _closed_while_pooled)
         return engine
 
@@ -132,9 +135,7 @@ def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
     same statements and rows (in a greenlet), with the same pool check and the same errors."""
     from sqlalchemy.ext.asyncio import create_async_engine  # here: the CLI and workers import this module too
 
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **{**POSTGRES_POOL, **kwargs})
+    engine = create_async_engine(_psycopg(url), isolation_level="AUTOCOMMIT", **{**POSTGRES_POOL, **kwargs})
     event.listen(engine.sync_engine, "checkout", _closed_while_pooled)
     return engine
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gate import checks
@@ -84,18 +86,10 @@ _GATED = (
 
 def get_gated(connection: Connection, name: str) -> GatedBaseline:
     """get(), as rows: what judging a run against the baseline reads."""
-    rows = connection.execute(_GATED, {"name": name}).all()
+    rows: list[Row[Any]] = list(connection.execute(_GATED, {"name": name}))
     if not rows:
         raise NotFound(f"unknown baseline {name!r}", field="baseline")
-    entries = tuple(
-        GatedEntry(r.score_id, Reference(
-            benchmark=r.benchmark, task=r.task, metric=r.metric, num_fewshot=r.num_fewshot, score=r.score,
-            tolerance_pp=r.tolerance_pp, two_sided=r.two_sided, stderr=r.stderr, n_samples=r.n_samples,
-            protocol=r.eval_profile,
-        ))
-        for r in rows
-        if r.score_id is not None
-    )  # fmt: skip
+    entries = tuple(GatedEntry(r.score_id, reference(r)) for r in rows if r.score_id is not None)
     return GatedBaseline(rows[0].id, rows[0].name, rows[0].from_run_id, entries)
 
 
@@ -103,7 +97,7 @@ def all_baselines(session: Session) -> list[Baseline]:
     return list(session.scalars(select(Baseline).options(selectinload(Baseline.scores)).order_by(Baseline.name)))
 
 
-def reference(score: BaselineScore) -> Reference:
+def reference(score: BaselineScore | Row[Any]) -> Reference:  # an entity, or a row of _GATED (same names)
     return Reference(
         benchmark=score.benchmark,
         task=score.task,
