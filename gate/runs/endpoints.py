@@ -220,8 +220,12 @@ def export_runs(
 @router.get("/{run_id}", response_model=RunDetail)
 async def get_run(request: Request, run_id: RunId, _: Reader) -> Response:
     """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
-
-    rows = await read(request.app, lambda connection: queries.run_detail_rows(connection, run_id))
+    app = request.app
+    if app.state.async_reader is None:  # SQLite: on the event loop (deps.read)
+        rows = await read(app, lambda connection: queries.run_detail_rows(connection, run_id))
+    else:
+        found = await queries.RUN_WITH_CHILDREN.first(app.state.async_reader, {"run_id": run_id})
+        rows = queries.with_children(found, run_id)
     detail = RunDetail.build(rows.run, rows.scores, rows.verdicts, rows.files)
     return Response(detail.model_dump_json().encode(), media_type="application/json")
 

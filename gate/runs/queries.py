@@ -31,6 +31,7 @@ from sqlalchemy.sql import Executable
 from gate.baselines.models import Baseline, BaselineScore
 from gate.db import MAX_ID
 from gate.errors import InvalidInput, NotFound
+from gate.prepared import PreparedSelect
 from gate.runs.models import Artifact, Run, RunTask, Score, TaskVerdict
 
 T = TypeVar("T")
@@ -143,10 +144,12 @@ def _rows_as_json(
 # as JSON, in which Postgres writes a float8 with the digits that read back exactly. SQLite's JSON keeps only 15
 # significant digits, so there it is two statements: the run, then its children as rows of one UNION ALL
 # (kind, id, task, metric or outcome, value or delta_pp, stderr, n_samples, details; a file is its name as task).
-_RUN_WITH_CHILDREN = _RUN.add_columns(
-    _rows_as_json(Score, _SCORE, Score.id).label("score_rows"),
-    _rows_as_json(TaskVerdict, _VERDICT, TaskVerdict.id).label("verdict_rows"),
-    _rows_as_json(Artifact, (Artifact.name,), Artifact.name.collate("C")).label("file_rows"),  # as Python sorts
+RUN_WITH_CHILDREN = PreparedSelect(
+    _RUN.add_columns(
+        _rows_as_json(Score, _SCORE, Score.id).label("score_rows"),
+        _rows_as_json(TaskVerdict, _VERDICT, TaskVerdict.id).label("verdict_rows"),
+        _rows_as_json(Artifact, (Artifact.name,), Artifact.name.collate("C")).label("file_rows"),  # as Python sorts
+    )
 )
 _SCORE_KIND, _VERDICT_KIND, _FILE_KIND = 0, 1, 2
 _CHILDREN: Executable = union_all(
@@ -177,19 +180,21 @@ class RunRows:
     files: list[str]
 
 
+def with_children(run: SimpleNamespace | None, run_id: int) -> RunRows:
+    """A row of RUN_WITH_CHILDREN (Postgres) as a run's rows."""
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return RunRows(
+        run,
+        [ScoreRow(*r) for r in run.score_rows or []],
+        [VerdictRow(*r) for r in run.verdict_rows or []],
+        [name for (name,) in run.file_rows or []],
+    )
+
+
 def run_detail_rows(connection: Connection, run_id: int) -> RunRows:
-    """A run, its scores, verdicts and file names (one snapshot on SQLite; see db.reader for Postgres)."""
+    """SQLite: a run, its scores, verdicts and file names, in one snapshot (Postgres reads RUN_WITH_CHILDREN)."""
     key = {"run_id": run_id}
-    if connection.dialect.name == "postgresql":
-        run = connection.execute(_RUN_WITH_CHILDREN, key).first()
-        if run is None:
-            raise NotFound(f"run {run_id} does not exist")
-        return RunRows(
-            run,
-            [ScoreRow(*r) for r in run.score_rows or []],
-            [VerdictRow(*r) for r in run.verdict_rows or []],
-            [name for (name,) in run.file_rows or []],
-        )
     run = connection.execute(_RUN, key).first()
     if run is None:
         raise NotFound(f"run {run_id} does not exist")

@@ -1,0 +1,109 @@
+"""gate.prepared on Postgres: the driver's rows are SQLAlchemy's, its errors are SQLAlchemy's, and the pool's
+checks still hold."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timezone
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Float, bindparam, func, select, text
+from sqlalchemy.exc import DataError
+
+from gate.db import async_reader, make_engine
+from gate.prepared import PreparedSelect
+from gate.runs import queries
+from tests.conftest import POSTGRES_URL
+from tests.test_outage import terminate
+
+RESULTS = {
+    "results": {"gsm8k": {"alias": "gsm8k", "exact_match,strict-match": 927 / 1319,
+                          "exact_match_stderr,strict-match": 0.1 + 0.2}},
+    "n-shot": {"gsm8k": 5}, "n-samples": {"gsm8k": {"original": 1319, "effective": 1319}},
+    "config": {"model": "vllm", "model_args": "pretrained=acme/port"}, "lm_eval_version": "0.4.13",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_prepared_row_is_the_row_sqlalchemy_reads(client: TestClient, auth: dict, database_url: str) -> None:
+    files = [("results", ("results_2026-12-07T10-00-00.json", json.dumps(RESULTS).encode(), "application/json"))]
+    form = {"baseline": "qwen3-4b-thinking-2507", "ci": json.dumps({"repository": "acme/port"})}
+    imported = client.post("/api/v1/runs/import", files=files, data=form, headers=auth["submit"])
+    assert imported.status_code == 201, imported.text
+    key = {"run_id": imported.json()["id"]}
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        expected = connection.execute(queries.RUN_WITH_CHILDREN.statement, key).one()._asdict()
+    engine.dispose()
+
+    async def read() -> dict:
+        reader = async_reader(database_url)
+        try:
+            found = await queries.RUN_WITH_CHILDREN.first(reader, key)
+            assert await queries.RUN_WITH_CHILDREN.first(reader, {"run_id": key["run_id"] + 1}) is None
+        finally:
+            await reader.dispose()
+        assert found is not None
+        return vars(found)
+
+    row = asyncio.run(read())
+    assert row == expected
+    assert row["created_at"].tzinfo is timezone.utc  # UTCDateTime's result processor ran
+    assert row["ci_context"] == {"repository": "acme/port"} and row["verdict"] == "pass"
+    assert [name for (name,) in row["file_rows"]] == ["results.json"] and len(row["score_rows"]) == 1
+
+
+SQUARE_ROOT = PreparedSelect(select(func.sqrt(bindparam("x", type_=Float)).label("root")))
+
+
+def test_a_driver_error_is_sqlalchemys_and_the_connection_goes_back() -> None:
+    async def scenario() -> None:
+        reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
+        try:
+            with pytest.raises(DataError, match="square root of a negative number"):
+                await SQUARE_ROOT.first(reader, {"x": -1.0})
+            found = await SQUARE_ROOT.first(reader, {"x": 6.25})  # the one pooled connection, back and usable
+            assert found is not None and found.root == 2.5
+        finally:
+            await reader.dispose()
+
+    asyncio.run(scenario())
+
+
+BACKEND = PreparedSelect(select(func.pg_backend_pid().label("pid")))
+
+
+def test_a_connection_the_server_closed_is_replaced_unseen() -> None:
+    async def scenario() -> None:
+        reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
+        try:
+            first = await BACKEND.first(reader, {})
+            assert first is not None
+            await asyncio.to_thread(terminate, first.pid)
+            again = await BACKEND.first(reader, {})
+            assert again is not None and again.pid != first.pid
+        finally:
+            await reader.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_no_transaction_stays_open() -> None:
+    """The reads run in autocommit (db.reader): a pooled connection holds no snapshot between requests."""
+
+    async def scenario() -> None:
+        reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
+        try:
+            found = await BACKEND.first(reader, {})
+            assert found is not None
+            engine = make_engine(POSTGRES_URL)
+            with engine.connect() as connection:
+                state = text("SELECT state, backend_xid, backend_xmin FROM pg_stat_activity WHERE pid = :pid")
+                assert tuple(connection.execute(state, {"pid": found.pid}).one()) == ("idle", None, None)
+            engine.dispose()
+        finally:
+            await reader.dispose()
+
+    asyncio.run(scenario())
