@@ -39,6 +39,11 @@ def check_gated_metrics(parsed: ParsedResults, baseline: GatedBaseline | None, t
             )
         if not 0.0 <= score.value <= 1.0:  # baselines are shares in [0, 1]; anything else cannot be judged
             raise InvalidInput(f"results give {gated.task} {gated.metric} = {score.value!r}, not a share in [0, 1]")
+        if score.stderr is not None and score.stderr > 1.0:  # a share's standard error is at most 0.5
+            raise InvalidInput(
+                f"results give {gated.task} {gated.metric} a standard error of {score.stderr!r}: a share's cannot "
+                "exceed 1"
+            )
 
 
 def _outcomes(connection: Connection, run_id: int, tasks: list[str], flt: str) -> dict[str, bool]:
