@@ -1,66 +1,119 @@
-"""A fixed SELECT run by psycopg itself on a pooled asyncio connection: the API's hottest read on Postgres."""
+"""A fixed statement run by psycopg itself: the API's hottest read and the import's write on Postgres."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Unpack
 
-from sqlalchemy import Select
+from sqlalchemy import Connection, Select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import Dialect
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.sql.compiler import Compiled
 
 
-class PreparedSelect:
-    """A SELECT whose text never changes, compiled once and run as a server-side prepared statement on the driver's
-    connection, checked out of db.async_reader's pool (with its socket check). Through SQLAlchemy's execution layer
-    a run read spent more in Python than in Postgres: an execution context, the cursor's 40-odd column descriptions
-    read into result metadata on every call, a greenlet, the Connection around the pool's (bench/mlflow_peer.py).
-    The rows are the ones SQLAlchemy returns, by column name: each column's result processor (UTCDateTime's) is
-    applied as it would be, and a driver error is raised as SQLAlchemy raises it (an outage answers 503)."""
+@dataclass
+class _Compiled:
+    compiled: Compiled
+    sql: str
+    names: list[str]  # the columns it returns
+    binds: list[tuple[str, Any]]  # each parameter's bind processor (UTCDateTime's, JSON's), where it has one
+    results: list[tuple[int, Any]] | None = None  # each column's result processor, once a cursor has told its types
+
+
+class PreparedStatement:
+    """A statement whose text never changes, compiled once and run by the driver as a server-side prepared statement.
+    Through SQLAlchemy's execution layer a run read or an import's write spent more in Python than in Postgres: an
+    execution context, the cursor's column descriptions read into result metadata on every call, and on the asyncio
+    connections a greenlet and a Connection around the pool's (bench/mlflow_peer.py). What goes in and comes out is
+    what SQLAlchemy would send and return: the parameters pass its bind processors, each column its result
+    processor, and a driver error is raised as SQLAlchemy raises it (an outage answers 503). Postgres only: on
+    SQLite a statement is a call into a library, and SQLAlchemy runs it (rows())."""
 
     def __init__(self, statement: Select[Unpack[tuple[Any, ...]]]) -> None:
         self.statement = statement
-        self._found: list[tuple[int, Any]] | None = None
+        self._by_dialect: dict[type[Dialect], _Compiled] = {}  # psycopg's, and SQLAlchemy's asyncio psycopg
 
-    @functools.cache  # noqa: B019 - one dialect per process; the statements are module constants
-    def _compiled(self, dialect: Dialect) -> tuple[str, list[str]]:
-        return str(self.statement.compile(dialect=dialect)), list(self.statement.selected_columns.keys())
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._by_dialect.get(type(dialect))
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            binds = [
+                (name, bind.type.dialect_impl(dialect).bind_processor(dialect)) for name, bind in compiled.binds.items()
+            ]
+            found = self._by_dialect[type(dialect)] = _Compiled(
+                compiled,
+                str(compiled),
+                list(self.statement.selected_columns.keys()),
+                [(name, process) for name, process in binds if process is not None],
+            )
+        return found
 
-    def _processors(self, dialect: Dialect, cursor: Any) -> list[tuple[int, Any]]:
+    def _parameters(self, found: _Compiled, params: dict[str, Any]) -> dict[str, Any]:
+        values = dict(found.compiled.construct_params(params) or {})  # with the statement's own literal values
+        for name, process in found.binds:
+            try:
+                values[name] = process(values[name])
+            except Exception as error:  # as SQLAlchemy reports a value its type refuses
+                raise sa_exc.StatementError(str(error), found.sql, params, error) from error
+        return values
+
+    def _processors(self, found: _Compiled, dialect: Dialect, cursor: Any) -> list[tuple[int, Any]]:
         """Each column's result processor, as SQLAlchemy picks it: by its type and the driver's type code (a float
         column's depends on the code Postgres sends). Looked up at the first execution, then kept: the driver
         builds the cursor's description anew at each call for it."""
-        if self._found is None:
+        if found.results is None:
             columns = zip(self.statement.selected_columns, cursor.description, strict=True)
             processors = [
                 (i, c.type.dialect_impl(dialect).result_processor(dialect, column.type_code))
                 for i, (c, column) in enumerate(columns)
             ]
-            self._found = [(i, process) for i, process in processors if process is not None]
-        return self._found
+            found.results = [(i, process) for i, process in processors if process is not None]
+        return found.results
+
+    def _rows(self, names: list[str], processors: list[tuple[int, Any]], rows: list[Any]) -> list[SimpleNamespace]:
+        found = []
+        for values in rows:
+            row = list(values)
+            for i, process in processors:
+                row[i] = process(row[i])
+            found.append(SimpleNamespace(**dict(zip(names, row, strict=True))))
+        return found
+
+    def rows(self, connection: Connection, params: dict[str, Any]) -> Sequence[Any]:
+        """All its rows, by column name, on this connection: by the driver on Postgres (in the connection's
+        transaction, or in autocommit as db.reader's), by SQLAlchemy on SQLite."""
+        if connection.dialect.name != "postgresql":
+            return connection.execute(self.statement, params).all()
+        found = self._compiled(connection.dialect)
+        driver_error = connection.dialect.loaded_dbapi.Error  # psycopg's own
+        try:
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(found.sql, self._parameters(found, params), prepare=True)
+            rows = cursor.fetchall()
+            processors = self._processors(found, connection.dialect, cursor)
+        except driver_error as error:
+            raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
+        return self._rows(found.names, processors, rows)
 
     async def first(self, engine: AsyncEngine, params: dict[str, Any]) -> SimpleNamespace | None:
-        """The first row by column name, or None."""
-        sql, names = self._compiled(engine.dialect)
-        driver_error = engine.dialect.loaded_dbapi.Error  # psycopg's own
+        """The first row by column name, or None, on a connection of db.async_reader's pool (with its socket
+        check): no thread, and no Connection around the pooled one."""
+        found = self._compiled(engine.dialect)
+        driver_error = engine.dialect.loaded_dbapi.Error
         pooled = await engine.raw_connection()
         try:
             cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
-            await cursor.execute(sql, params, prepare=True)
+            await cursor.execute(found.sql, self._parameters(found, params), prepare=True)
             values = await cursor.fetchone()
-            processors = self._processors(engine.dialect, cursor)
+            processors = self._processors(found, engine.dialect, cursor)
         except driver_error as error:
-            raise sa_exc.DBAPIError.instance(sql, params, error, driver_error) from error
+            raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
         finally:
             await greenlet_spawn(pooled.close)  # back to the pool; its reset may await the driver
-        if values is None:
-            return None
-        row = list(values)
-        for i, process in processors:
-            row[i] = process(row[i])
-        return SimpleNamespace(**dict(zip(names, row, strict=True)))
+        return None if values is None else self._rows(found.names, processors, [values])[0]

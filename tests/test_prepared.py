@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Float, bindparam, func, select, text
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, StatementError
 
-from gate.db import async_reader, make_engine
-from gate.prepared import PreparedSelect
+from gate.db import UTCDateTime, async_reader, make_engine
+from gate.prepared import PreparedStatement
 from gate.runs import queries
 from tests.conftest import POSTGRES_URL
 from tests.test_outage import terminate
@@ -55,7 +56,7 @@ def test_a_prepared_row_is_the_row_sqlalchemy_reads(client: TestClient, auth: di
     assert [name for (name,) in row["file_rows"]] == ["results.json"] and len(row["score_rows"]) == 1
 
 
-SQUARE_ROOT = PreparedSelect(select(func.sqrt(bindparam("x", type_=Float)).label("root")))
+SQUARE_ROOT = PreparedStatement(select(func.sqrt(bindparam("x", type_=Float)).label("root")))
 
 
 def test_a_driver_error_is_sqlalchemys_and_the_connection_goes_back() -> None:
@@ -72,7 +73,7 @@ def test_a_driver_error_is_sqlalchemys_and_the_connection_goes_back() -> None:
     asyncio.run(scenario())
 
 
-BACKEND = PreparedSelect(select(func.pg_backend_pid().label("pid")))
+BACKEND = PreparedStatement(select(func.pg_backend_pid().label("pid")))
 
 
 def test_a_connection_the_server_closed_is_replaced_unseen() -> None:
@@ -107,3 +108,20 @@ def test_no_transaction_stays_open() -> None:
             await reader.dispose()
 
     asyncio.run(scenario())
+
+
+AT = PreparedStatement(select(bindparam("at", type_=UTCDateTime()).label("at")))
+
+
+@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+def test_parameters_pass_sqlalchemys_bind_processors(database: str, tmp_path: Path) -> None:
+    """rows(): by the driver on Postgres, by SQLAlchemy on SQLite; UTCDateTime's processors run both ways."""
+    engine = make_engine(POSTGRES_URL if database == "postgres" else f"sqlite:///{tmp_path / 'gate.db'}")
+    try:
+        with engine.connect() as connection:
+            (row,) = AT.rows(connection, {"at": datetime(2026, 12, 7, 23, 0, tzinfo=timezone(timedelta(hours=8)))})
+            assert row.at == datetime(2026, 12, 7, 15, 0, tzinfo=timezone.utc) and row.at.tzinfo is timezone.utc
+            with pytest.raises(StatementError, match="naive datetime"):
+                AT.rows(connection, {"at": datetime(2026, 12, 7, 23, 0)})
+    finally:
+        engine.dispose()

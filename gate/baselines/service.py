@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select
@@ -12,6 +13,7 @@ from gate.baselines.files import KIND_REFERENCE_RUN, BaselineSpec, Reference
 from gate.baselines.gated import GatedBaseline, GatedEntry
 from gate.baselines.models import Baseline, BaselineScore
 from gate.errors import Conflict, InvalidInput, NotFound
+from gate.prepared import PreparedStatement
 from gate.runs.models import Run, RunStatus
 
 
@@ -71,7 +73,8 @@ def gated(baseline: Baseline) -> GatedBaseline:
     return GatedBaseline(baseline.id, baseline.name, baseline.from_run_id, entries)
 
 
-_GATED = (
+# what judging a run against a baseline reads, one row per score: on the path of every import (gate.prepared)
+_GATED = PreparedStatement(
     select(
         Baseline.id, Baseline.name, Baseline.from_run_id, BaselineScore.id.label("score_id"), BaselineScore.benchmark,
         BaselineScore.task, BaselineScore.metric, BaselineScore.num_fewshot, BaselineScore.score,
@@ -86,7 +89,7 @@ _GATED = (
 
 def get_gated(connection: Connection, name: str) -> GatedBaseline:
     """get(), as rows: what judging a run against the baseline reads."""
-    rows: list[Row[Any]] = list(connection.execute(_GATED, {"name": name}))
+    rows = _GATED.rows(connection, {"name": name})
     if not rows:
         raise NotFound(f"unknown baseline {name!r}", field="baseline")
     entries = tuple(GatedEntry(r.score_id, reference(r)) for r in rows if r.score_id is not None)
@@ -97,7 +100,7 @@ def all_baselines(session: Session) -> list[Baseline]:
     return list(session.scalars(select(Baseline).options(selectinload(Baseline.scores)).order_by(Baseline.name)))
 
 
-def reference(score: BaselineScore | Row[Any]) -> Reference:  # an entity, or a row of _GATED (same names)
+def reference(score: BaselineScore | Row[Any] | SimpleNamespace) -> Reference:  # an entity, or a row of _GATED
     return Reference(
         benchmark=score.benchmark,
         task=score.task,

@@ -31,7 +31,7 @@ from sqlalchemy.sql import Executable
 from gate.baselines.models import Baseline, BaselineScore
 from gate.db import MAX_ID
 from gate.errors import InvalidInput, NotFound
-from gate.prepared import PreparedSelect
+from gate.prepared import PreparedStatement
 from gate.runs.models import Artifact, Run, RunTask, Score, TaskVerdict
 
 T = TypeVar("T")
@@ -144,7 +144,7 @@ def _rows_as_json(
 # as JSON, in which Postgres writes a float8 with the digits that read back exactly. SQLite's JSON keeps only 15
 # significant digits, so there it is two statements: the run, then its children as rows of one UNION ALL
 # (kind, id, task, metric or outcome, value or delta_pp, stderr, n_samples, details; a file is its name as task).
-RUN_WITH_CHILDREN = PreparedSelect(
+RUN_WITH_CHILDREN = PreparedStatement(
     _RUN.add_columns(
         _rows_as_json(Score, _SCORE, Score.id).label("score_rows"),
         _rows_as_json(TaskVerdict, _VERDICT, TaskVerdict.id).label("verdict_rows"),

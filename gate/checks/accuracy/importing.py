@@ -5,7 +5,8 @@ the write, outside any write lock: a verdict stores what it was judged against, 
 orders the import before the change. The write is then one statement on Postgres, where each statement is a
 network round trip (the run, its tasks, scores, samples, files and verdicts were six, with BEGIN and COMMIT more
 than half of an import's time), and one BEGIN IMMEDIATE transaction on SQLite, whose statements are calls into a
-library: the write lock is held only while the rows go in.
+library: the write lock is held only while the rows go in. On Postgres the baseline's read and the write share one
+connection in autocommit, and psycopg runs both statements itself (gate.prepared).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     LargeBinary,
+    Select,
     String,
     Table,
     bindparam,
@@ -29,13 +31,14 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql import Executable
 
 from gate.baselines import service as baselines
+from gate.baselines.gated import GatedBaseline
 from gate.checks.accuracy import recording
 from gate.checks.accuracy.models import SampleRecord
 from gate.checks.accuracy.results import ParsedResults, SampleOutcome
 from gate.db import Base, Sessions, is_sqlite, utcnow
+from gate.prepared import PreparedStatement
 from gate.runs.models import Artifact, Run, RunTask, Score, TaskVerdict
 from gate.runs.queries import RunRows, ScoreRow, VerdictRow
 
@@ -57,7 +60,7 @@ _CHILDREN: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
 )  # fmt: skip
 
 
-def _one_statement() -> Executable:
+def _one_statement() -> Select[int]:
     """Postgres: the run's INSERT, and each child table's INSERT of rows that take the run's new id, as
     data-modifying CTEs of one statement. A child's rows come as one JSON array (json_to_recordset, typed as its
     table's columns): the statement's text, and so psycopg's parse of it and Postgres's prepared plan, is the same
@@ -95,21 +98,21 @@ def _one_statement() -> Executable:
     return select(run.c.id).add_cte(*inserts)
 
 
-_ONE_STATEMENT = _one_statement()  # built once: building it costs more than running it
+_ONE_STATEMENT = PreparedStatement(_one_statement())  # built once: building it costs more than running it
 _INSERT_RUN = insert(_RUNS).returning(_RUNS.c.id)
 
 
 def _store_postgres(
     connection: Connection, run: dict[str, Any], children: dict[str, list[dict[str, Any]]], files: list[dict[str, Any]]
 ) -> int:
-    stored: int = connection.execute(_ONE_STATEMENT, {
+    (stored,) = _ONE_STATEMENT.rows(connection, {
         **{f"run_{name}": run[name] for name in _WRITTEN},
         **children,
         "file_names": [f["name"] for f in files],
         "file_contents": [f["content_gz"] for f in files],
         "file_sizes": [f["size"] for f in files],
-    }).scalar_one()  # fmt: skip
-    return stored
+    })  # fmt: skip
+    return int(stored.id)
 
 
 def _store_sqlite(
@@ -120,6 +123,20 @@ def _store_sqlite(
         recording.insert_rows(connection, model, [{"run_id": stored, **row} for row in children[key]])
     recording.insert_rows(connection, Artifact, [{"run_id": stored, **row} for row in files])
     return stored
+
+
+def _judged(
+    connection: Connection,
+    baseline_name: str | None,
+    parsed: ParsedResults,
+    samples: list[SampleOutcome],
+    model_fingerprint: str | None,
+) -> tuple[GatedBaseline | None, dict[str, Any], list[dict[str, Any]]]:
+    """The baseline, the run's final state, and its verdicts' rows: what an import reads and judges."""
+    baseline = None if baseline_name is None else baselines.get_gated(connection, baseline_name)
+    recording.check_gated_metrics(parsed, baseline, [])
+    outcomes, verdicts = recording.judge_all(connection, baseline, model_fingerprint, parsed, samples)
+    return baseline, recording.final_state(baseline, parsed, outcomes, {}), verdicts
 
 
 def import_results(
@@ -138,32 +155,31 @@ def import_results(
 ) -> RunRows:
     """A run made by hand, stored finished with its scores, samples, files and verdicts, and answered from what
     was written (the same as a read of it: tests/test_api_runs.py). `statements`: db.reader's engine."""
-    with statements.connect() as connection:
-        baseline = None if baseline_name is None else baselines.get_gated(connection, baseline_name)
-        recording.check_gated_metrics(parsed, baseline, [])
-        outcomes, verdicts = recording.judge_all(connection, baseline, model_fingerprint, parsed, samples)
     now = utcnow()
     run = {
         "kind": "accuracy", "model": model, "backend": backend, "tasks": parsed.tasks, "options": {}, "labels": [],
-        "priority": 0, "baseline_id": baseline.id if baseline else None, "origin": "import", "attempts": 0,
-        "max_attempts": 0, "cancel_requested": False, "created_at": now, "started_at": now,
-        "submitted_by": submitted_by, "ci_context": ci_context, "model_fingerprint": model_fingerprint,
-        **recording.final_state(baseline, parsed, outcomes, {}),
+        "priority": 0, "origin": "import", "attempts": 0, "max_attempts": 0, "cancel_requested": False,
+        "created_at": now, "started_at": now, "submitted_by": submitted_by, "ci_context": ci_context,
+        "model_fingerprint": model_fingerprint,
     }  # fmt: skip
     scores = recording.score_rows(parsed)
     children = {
         "tasks": [{"task": task} for task in parsed.tasks],
         "scores": scores,
         "samples": recording.sample_rows(samples),
-        "verdicts": verdicts,
     }
     # An import has no CI source and no callback, so it has no notifications to queue (outbox.on_run_end).
     if is_sqlite(statements):
+        with statements.connect() as connection:
+            baseline, final, verdicts = _judged(connection, baseline_name, parsed, samples, model_fingerprint)
+        run |= final | {"baseline_id": baseline.id if baseline else None}
         with sessions.writer_bind.begin() as writing:  # BEGIN IMMEDIATE (db.Sessions)
-            run_id = _store_sqlite(writing, run, children, recording.file_rows(files))
+            run_id = _store_sqlite(writing, run, children | {"verdicts": verdicts}, recording.file_rows(files))
     else:
-        with statements.connect() as connection:  # autocommit: the statement is its own transaction
-            run_id = _store_postgres(connection, run, children, recording.file_rows(files))
+        with statements.connect() as connection:  # autocommit: the write is its own transaction
+            baseline, final, verdicts = _judged(connection, baseline_name, parsed, samples, model_fingerprint)
+            run |= final | {"baseline_id": baseline.id if baseline else None}
+            run_id = _store_postgres(connection, run, children | {"verdicts": verdicts}, recording.file_rows(files))
     return RunRows(
         SimpleNamespace(**(_UNSET | run), id=run_id, baseline_name=baseline.name if baseline else None),
         [ScoreRow(**row) for row in scores],
