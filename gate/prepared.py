@@ -1,13 +1,12 @@
-"""A fixed statement run by psycopg itself: the API's hottest read and the import's write on Postgres."""
+"""A fixed statement run by the driver itself (psycopg, sqlite3): the API's hottest read, and an import."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import namedtuple
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.util import greenlet_spawn
 
@@ -15,14 +14,16 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import Dialect
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.sql.compiler import Compiled
+    from sqlalchemy.sql.selectable import SelectBase
 
 
 @dataclass
 class _Compiled:
     compiled: Compiled
     sql: str
-    names: list[str]  # the columns it returns
+    row: Any  # a named tuple of the columns it returns: a row by name and by position, as SQLAlchemy's
     binds: list[tuple[str, Any]]  # each parameter's bind processor (UTCDateTime's, JSON's), where it has one
+    positions: list[str] | None  # the parameters in order, for a driver that takes them so (sqlite3)
     results: list[tuple[int, Any]] | None = None  # each column's result processor, once a cursor has told its types
 
 
@@ -32,10 +33,9 @@ class PreparedStatement:
     execution context, the cursor's column descriptions read into result metadata on every call, and on the asyncio
     connections a greenlet and a Connection around the pool's (bench/mlflow_peer.py). What goes in and comes out is
     what SQLAlchemy would send and return: the parameters pass its bind processors, each column its result
-    processor, and a driver error is raised as SQLAlchemy raises it (an outage answers 503). Postgres only: on
-    SQLite a statement is a call into a library, and SQLAlchemy runs it (rows())."""
+    processor, and a driver error is raised as SQLAlchemy raises it (an outage answers 503)."""
 
-    def __init__(self, statement: Select[Unpack[tuple[Any, ...]]]) -> None:
+    def __init__(self, statement: SelectBase) -> None:
         self.statement = statement
         self._by_dialect: dict[type[Dialect], _Compiled] = {}  # psycopg's, and SQLAlchemy's asyncio psycopg
 
@@ -49,19 +49,20 @@ class PreparedStatement:
             found = self._by_dialect[type(dialect)] = _Compiled(
                 compiled,
                 str(compiled),
-                list(self.statement.selected_columns.keys()),
+                namedtuple("PreparedRow", self.statement.selected_columns.keys(), rename=True),
                 [(name, process) for name, process in binds if process is not None],
+                None if compiled.positiontup is None else list(compiled.positiontup),
             )
         return found
 
-    def _parameters(self, found: _Compiled, params: dict[str, Any]) -> dict[str, Any]:
+    def _parameters(self, found: _Compiled, params: dict[str, Any]) -> dict[str, Any] | list[Any]:
         values = dict(found.compiled.construct_params(params) or {})  # with the statement's own literal values
         for name, process in found.binds:
             try:
                 values[name] = process(values[name])
             except Exception as error:  # as SQLAlchemy reports a value its type refuses
                 raise sa_exc.StatementError(str(error), found.sql, params, error) from error
-        return values
+        return values if found.positions is None else [values[name] for name in found.positions]
 
     def _processors(self, found: _Compiled, dialect: Dialect, cursor: Any) -> list[tuple[int, Any]]:
         """Each column's result processor, as SQLAlchemy picks it: by its type and the driver's type code (a float
@@ -70,38 +71,41 @@ class PreparedStatement:
         if found.results is None:
             columns = zip(self.statement.selected_columns, cursor.description, strict=True)
             processors = [
-                (i, c.type.dialect_impl(dialect).result_processor(dialect, column.type_code))
+                (i, c.type.dialect_impl(dialect).result_processor(dialect, column[1]))  # its type code
                 for i, (c, column) in enumerate(columns)
             ]
             found.results = [(i, process) for i, process in processors if process is not None]
         return found.results
 
-    def _rows(self, names: list[str], processors: list[tuple[int, Any]], rows: list[Any]) -> list[SimpleNamespace]:
-        found = []
+    def _rows(self, found: _Compiled, processors: list[tuple[int, Any]], rows: list[Any]) -> list[Any]:
+        if not processors:
+            return [found.row._make(values) for values in rows]
+        made = []
         for values in rows:
             row = list(values)
             for i, process in processors:
                 row[i] = process(row[i])
-            found.append(SimpleNamespace(**dict(zip(names, row, strict=True))))
-        return found
+            made.append(found.row._make(row))
+        return made
 
-    def rows(self, connection: Connection, params: dict[str, Any]) -> Sequence[Any]:
-        """All its rows, by column name, on this connection: by the driver on Postgres (in the connection's
-        transaction, or in autocommit as db.reader's), by SQLAlchemy on SQLite."""
-        if connection.dialect.name != "postgresql":
-            return connection.execute(self.statement, params).all()
+    def rows(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
+        """All its rows, by column name, on this connection's driver connection, in the transaction the connection
+        has begun (or in autocommit: db.reader's on Postgres, and SQLite's outside a transaction)."""
         found = self._compiled(connection.dialect)
-        driver_error = connection.dialect.loaded_dbapi.Error  # psycopg's own
+        driver_error = connection.dialect.loaded_dbapi.Error  # psycopg's or sqlite3's own
         try:
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cursor.execute(found.sql, self._parameters(found, params), prepare=True)
+            if found.positions is None:  # psycopg: prepared by the server
+                cursor.execute(found.sql, self._parameters(found, params), prepare=True)
+            else:  # sqlite3 keeps its own cache of prepared statements
+                cursor.execute(found.sql, self._parameters(found, params))
             rows = cursor.fetchall()
             processors = self._processors(found, connection.dialect, cursor)
         except driver_error as error:
             raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
-        return self._rows(found.names, processors, rows)
+        return self._rows(found, processors, rows)
 
-    async def first(self, engine: AsyncEngine, params: dict[str, Any]) -> SimpleNamespace | None:
+    async def first(self, engine: AsyncEngine, params: dict[str, Any]) -> Any | None:
         """The first row by column name, or None, on a connection of db.async_reader's pool (with its socket
         check): no thread, and no Connection around the pooled one."""
         found = self._compiled(engine.dialect)
@@ -116,4 +120,4 @@ class PreparedStatement:
             raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
         finally:
             await greenlet_spawn(pooled.close)  # back to the pool; its reset may await the driver
-        return None if values is None else self._rows(found.names, processors, [values])[0]
+        return None if values is None else self._rows(found, processors, [values])[0]

@@ -47,13 +47,32 @@ def test_a_prepared_row_is_the_row_sqlalchemy_reads(client: TestClient, auth: di
         finally:
             await reader.dispose()
         assert found is not None
-        return vars(found)
+        return dict(found._asdict())
 
     row = asyncio.run(read())
     assert row == expected
     assert row["created_at"].tzinfo is timezone.utc  # UTCDateTime's result processor ran
     assert row["ci_context"] == {"repository": "acme/port"} and row["verdict"] == "pass"
     assert [name for (name,) in row["file_rows"]] == ["results.json"] and len(row["score_rows"]) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlites_rows_are_the_rows_sqlalchemy_reads(client: TestClient, auth: dict, database_url: str) -> None:
+    files = [("results", ("results_2026-12-07T10-00-00.json", json.dumps(RESULTS).encode(), "application/json"))]
+    imported = client.post("/api/v1/runs/import", files=files, data={"baseline": "qwen3-4b-thinking-2507"},
+                           headers=auth["submit"])  # fmt: skip
+    key = {"run_id": imported.json()["id"]}
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            for prepared in (queries._RUN, queries._CHILDREN):
+                expected = [tuple(row) for row in connection.execute(prepared.statement, key)]
+                found = prepared.rows(connection, key)
+                assert [tuple(row) for row in found] == expected and expected
+            (verdict,) = [row for row in found if row.kind == 1]  # by name
+            assert verdict.task == "gsm8k" and verdict[-1]["baseline"] == 0.703  # details: JSON, decoded
+    finally:
+        engine.dispose()
 
 
 SQUARE_ROOT = PreparedStatement(select(func.sqrt(bindparam("x", type_=Float)).label("root")))

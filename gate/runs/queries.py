@@ -26,7 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
-from sqlalchemy.sql import Executable
 
 from gate.baselines.models import Baseline, BaselineScore
 from gate.db import MAX_ID
@@ -129,7 +128,8 @@ class VerdictRow(NamedTuple):
 
 _SCORE = (Score.task, Score.metric, Score.value, Score.stderr, Score.n_samples)
 _VERDICT = (TaskVerdict.task, TaskVerdict.outcome, TaskVerdict.delta_pp, TaskVerdict.details)
-_RUN = RUN_ROWS.where(Run.id == bindparam("run_id"))
+_RUN_STATEMENT = RUN_ROWS.where(Run.id == bindparam("run_id"))
+_RUN = PreparedStatement(_RUN_STATEMENT)
 
 
 def _rows_as_json(
@@ -145,24 +145,26 @@ def _rows_as_json(
 # significant digits, so there it is two statements: the run, then its children as rows of one UNION ALL
 # (kind, id, task, metric or outcome, value or delta_pp, stderr, n_samples, details; a file is its name as task).
 RUN_WITH_CHILDREN = PreparedStatement(
-    _RUN.add_columns(
+    _RUN_STATEMENT.add_columns(
         _rows_as_json(Score, _SCORE, Score.id).label("score_rows"),
         _rows_as_json(TaskVerdict, _VERDICT, TaskVerdict.id).label("verdict_rows"),
         _rows_as_json(Artifact, (Artifact.name,), Artifact.name.collate("C")).label("file_rows"),  # as Python sorts
     )
 )
 _SCORE_KIND, _VERDICT_KIND, _FILE_KIND = 0, 1, 2
-_CHILDREN: Executable = union_all(
-    select(literal(_SCORE_KIND).label("kind"), Score.id, *_SCORE, type_coerce(null(), JSON)).where(
-        Score.run_id == bindparam("run_id")
-    ),
-    select(literal(_VERDICT_KIND), TaskVerdict.id, *_VERDICT[:3], null(), null(), TaskVerdict.details).where(
-        TaskVerdict.run_id == bindparam("run_id")
-    ),
-    select(literal(_FILE_KIND), Artifact.id, Artifact.name, *[null()] * 5).where(
-        Artifact.run_id == bindparam("run_id")
-    ),
-).order_by("kind", "id")
+_CHILDREN = PreparedStatement(
+    union_all(
+        select(literal(_SCORE_KIND).label("kind"), Score.id, *_SCORE, type_coerce(null(), JSON)).where(
+            Score.run_id == bindparam("run_id")
+        ),
+        select(literal(_VERDICT_KIND), TaskVerdict.id, *_VERDICT[:3], null(), null(), TaskVerdict.details).where(
+            TaskVerdict.run_id == bindparam("run_id")
+        ),
+        select(literal(_FILE_KIND), Artifact.id, Artifact.name, *[null()] * 5).where(
+            Artifact.run_id == bindparam("run_id")
+        ),
+    ).order_by("kind", "id")
+)
 
 
 def run_rows(
@@ -180,7 +182,7 @@ class RunRows:
     files: list[str]
 
 
-def with_children(run: SimpleNamespace | None, run_id: int) -> RunRows:
+def with_children(run: Any | None, run_id: int) -> RunRows:
     """A row of RUN_WITH_CHILDREN (Postgres) as a run's rows."""
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
@@ -195,18 +197,20 @@ def with_children(run: SimpleNamespace | None, run_id: int) -> RunRows:
 def run_detail_rows(connection: Connection, run_id: int) -> RunRows:
     """SQLite: a run, its scores, verdicts and file names, in one snapshot (Postgres reads RUN_WITH_CHILDREN)."""
     key = {"run_id": run_id}
-    run = connection.execute(_RUN, key).first()
-    if run is None:
-        raise NotFound(f"run {run_id} does not exist")
+    with connection.begin():  # BEGIN: both statements read one snapshot
+        found = _RUN.rows(connection, key)
+        if not found:
+            raise NotFound(f"run {run_id} does not exist")
+        children = _CHILDREN.rows(connection, key)
     scores, verdicts, files = [], [], []
-    for kind, _id, task, label, value, stderr, n_samples, details in connection.execute(_CHILDREN, key):
+    for kind, _id, task, label, value, stderr, n_samples, details in children:
         if kind == _SCORE_KIND:
             scores.append(ScoreRow(task, label, value, stderr, n_samples))
         elif kind == _VERDICT_KIND:
             verdicts.append(VerdictRow(task, label, value, details))
         else:
             files.append(task)
-    return RunRows(run, scores, verdicts, sorted(files))  # Python's order of str is SQLite's BINARY collation
+    return RunRows(found[0], scores, verdicts, sorted(files))  # Python's order of str is SQLite's BINARY collation
 
 
 def gated_metric(session: Session, task: str) -> str:
