@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gate import checks
@@ -100,7 +99,7 @@ def all_baselines(session: Session) -> list[Baseline]:
     return list(session.scalars(select(Baseline).options(selectinload(Baseline.scores)).order_by(Baseline.name)))
 
 
-def reference(score: BaselineScore | Row[Any] | SimpleNamespace) -> Reference:  # an entity, or a row of _GATED
+def reference(score: BaselineScore | Any) -> Reference:  # an entity, or a row of _GATED (the same names)
     return Reference(
         benchmark=score.benchmark,
         task=score.task,
