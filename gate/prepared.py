@@ -78,8 +78,6 @@ class PreparedStatement:
         return found.results
 
     def _rows(self, found: _Compiled, processors: list[tuple[int, Any]], rows: list[Any]) -> list[Any]:
-        if not processors:
-            return [found.row._make(values) for values in rows]
         made = []
         for values in rows:
             row = list(values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Float, bindparam, func, select, text
 from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gate.db import UTCDateTime, async_reader, make_engine
 from gate.prepared import PreparedStatement
@@ -78,55 +80,58 @@ def test_sqlites_rows_are_the_rows_sqlalchemy_reads(client: TestClient, auth: di
 SQUARE_ROOT = PreparedStatement(select(func.sqrt(bindparam("x", type_=Float)).label("root")))
 
 
-def test_a_driver_error_is_sqlalchemys_and_the_connection_goes_back() -> None:
-    async def scenario() -> None:
+def on_one_connection(scenario: Callable[[AsyncEngine], Awaitable[None]]) -> None:
+    """Run a scenario on an asyncio reader whose pool holds one connection."""
+
+    async def run() -> None:
         reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
         try:
-            with pytest.raises(DataError, match="square root of a negative number"):
-                await SQUARE_ROOT.first(reader, {"x": -1.0})
-            found = await SQUARE_ROOT.first(reader, {"x": 6.25})  # the one pooled connection, back and usable
-            assert found is not None and found.root == 2.5
+            await scenario(reader)
         finally:
             await reader.dispose()
 
-    asyncio.run(scenario())
+    asyncio.run(run())
+
+
+def test_a_driver_error_is_sqlalchemys_and_the_connection_goes_back() -> None:
+    async def scenario(reader: AsyncEngine) -> None:
+        with pytest.raises(DataError, match="square root of a negative number"):
+            await SQUARE_ROOT.first(reader, {"x": -1.0})
+        found = await SQUARE_ROOT.first(reader, {"x": 6.25})  # the one pooled connection, back and usable
+        assert found is not None and found.root == 2.5
+
+    on_one_connection(scenario)
 
 
 BACKEND = PreparedStatement(select(func.pg_backend_pid().label("pid")))
 
 
 def test_a_connection_the_server_closed_is_replaced_unseen() -> None:
-    async def scenario() -> None:
-        reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
-        try:
-            first = await BACKEND.first(reader, {})
-            assert first is not None
-            await asyncio.to_thread(terminate, first.pid)
-            again = await BACKEND.first(reader, {})
-            assert again is not None and again.pid != first.pid
-        finally:
-            await reader.dispose()
+    async def scenario(reader: AsyncEngine) -> None:
+        first = await BACKEND.first(reader, {})
+        assert first is not None
+        await asyncio.to_thread(terminate, first.pid)
+        again = await BACKEND.first(reader, {})
+        assert again is not None and again.pid != first.pid
 
-    asyncio.run(scenario())
+    on_one_connection(scenario)
 
 
 def test_no_transaction_stays_open() -> None:
     """The reads run in autocommit (db.reader): a pooled connection holds no snapshot between requests."""
 
-    async def scenario() -> None:
-        reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
+    async def scenario(reader: AsyncEngine) -> None:
+        found = await BACKEND.first(reader, {})
+        assert found is not None
+        engine = make_engine(POSTGRES_URL)
         try:
-            found = await BACKEND.first(reader, {})
-            assert found is not None
-            engine = make_engine(POSTGRES_URL)
             with engine.connect() as connection:
                 state = text("SELECT state, backend_xid, backend_xmin FROM pg_stat_activity WHERE pid = :pid")
                 assert tuple(connection.execute(state, {"pid": found.pid}).one()) == ("idle", None, None)
-            engine.dispose()
         finally:
-            await reader.dispose()
+            engine.dispose()
 
-    asyncio.run(scenario())
+    on_one_connection(scenario)
 
 
 AT = PreparedStatement(select(bindparam("at", type_=UTCDateTime()).label("at")))
@@ -134,7 +139,7 @@ AT = PreparedStatement(select(bindparam("at", type_=UTCDateTime()).label("at")))
 
 @pytest.mark.parametrize("database", ["postgres", "sqlite"])
 def test_parameters_pass_sqlalchemys_bind_processors(database: str, tmp_path: Path) -> None:
-    """rows(): by the driver on Postgres, by SQLAlchemy on SQLite; UTCDateTime's processors run both ways."""
+    """rows(): by psycopg on Postgres, by sqlite3 on SQLite; UTCDateTime's processors run both ways."""
     engine = make_engine(POSTGRES_URL if database == "postgres" else f"sqlite:///{tmp_path / 'gate.db'}")
     try:
         with engine.connect() as connection:

@@ -132,11 +132,13 @@ def _judged(
     samples: list[SampleOutcome],
     model_fingerprint: str | None,
 ) -> tuple[GatedBaseline | None, dict[str, Any], list[dict[str, Any]]]:
-    """The baseline, the run's final state, and its verdicts' rows: what an import reads and judges."""
+    """The baseline, the run's columns that depend on it (its id, the final state), and the verdicts' rows: what an
+    import reads and judges."""
     baseline = None if baseline_name is None else baselines.get_gated(connection, baseline_name)
     recording.check_gated_metrics(parsed, baseline, [])
     outcomes, verdicts = recording.judge_all(connection, baseline, model_fingerprint, parsed, samples)
-    return baseline, recording.final_state(baseline, parsed, outcomes, {}), verdicts
+    judged = recording.final_state(baseline, parsed, outcomes, {}) | {"baseline_id": baseline.id if baseline else None}
+    return baseline, judged, verdicts
 
 
 def import_results(
@@ -171,14 +173,14 @@ def import_results(
     # An import has no CI source and no callback, so it has no notifications to queue (outbox.on_run_end).
     if is_sqlite(statements):
         with statements.connect() as connection:
-            baseline, final, verdicts = _judged(connection, baseline_name, parsed, samples, model_fingerprint)
-        run |= final | {"baseline_id": baseline.id if baseline else None}
+            baseline, judged, verdicts = _judged(connection, baseline_name, parsed, samples, model_fingerprint)
+        run |= judged
         with sessions.writer_bind.begin() as writing:  # BEGIN IMMEDIATE (db.Sessions)
             run_id = _store_sqlite(writing, run, children | {"verdicts": verdicts}, recording.file_rows(files))
     else:
         with statements.connect() as connection:  # autocommit: the write is its own transaction
-            baseline, final, verdicts = _judged(connection, baseline_name, parsed, samples, model_fingerprint)
-            run |= final | {"baseline_id": baseline.id if baseline else None}
+            baseline, judged, verdicts = _judged(connection, baseline_name, parsed, samples, model_fingerprint)
+            run |= judged
             run_id = _store_postgres(connection, run, children | {"verdicts": verdicts}, recording.file_rows(files))
     return RunRows(
         SimpleNamespace(**(_UNSET | run), id=run_id, baseline_name=baseline.name if baseline else None),
