@@ -1,4 +1,4 @@
-"""A fixed statement run by the driver itself (psycopg, sqlite3): the API's hottest read, and an import."""
+"""A fixed statement run by the driver itself (psycopg, asyncpg, sqlite3): the API's hottest read, and an import."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class PreparedStatement:
 
     def __init__(self, statement: SelectBase) -> None:
         self.statement = statement
-        self._by_dialect: dict[type[Dialect], _Compiled] = {}  # psycopg's, and SQLAlchemy's asyncio psycopg
+        self._by_dialect: dict[type[Dialect], _Compiled] = {}  # psycopg's, sqlite3's, SQLAlchemy's asyncpg
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(type(dialect))
@@ -64,12 +64,12 @@ class PreparedStatement:
                 raise sa_exc.StatementError(str(error), found.sql, params, error) from error
         return values if found.positions is None else [values[name] for name in found.positions]
 
-    def _processors(self, found: _Compiled, dialect: Dialect, cursor: Any) -> list[tuple[int, Any]]:
+    def _processors(self, found: _Compiled, dialect: Dialect, description: Any) -> list[tuple[int, Any]]:
         """Each column's result processor, as SQLAlchemy picks it: by its type and the driver's type code (a float
-        column's depends on the code Postgres sends). Looked up at the first execution, then kept: the driver
-        builds the cursor's description anew at each call for it."""
+        column's depends on the code Postgres sends), from a cursor's description or its like. Looked up at the
+        first execution, then kept: the driver builds the cursor's description anew at each call for it."""
         if found.results is None:
-            columns = zip(self.statement.selected_columns, cursor.description, strict=True)
+            columns = zip(self.statement.selected_columns, description, strict=True)
             processors = [
                 (i, c.type.dialect_impl(dialect).result_processor(dialect, column[1]))  # its type code
                 for i, (c, column) in enumerate(columns)
@@ -98,24 +98,44 @@ class PreparedStatement:
             else:  # sqlite3 keeps its own cache of prepared statements
                 cursor.execute(found.sql, self._parameters(found, params))
             rows = cursor.fetchall()
-            processors = self._processors(found, connection.dialect, cursor)
+            processors = self._processors(found, connection.dialect, cursor.description)
         except driver_error as error:
             raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
         return self._rows(found, processors, rows)
 
     async def first(self, engine: AsyncEngine, params: dict[str, Any]) -> Any | None:
-        """The first row by column name, or None, on a connection of db.async_reader's pool (with its socket
-        check): no thread, and no Connection around the pooled one."""
+        """The first row by column name, or None, by asyncpg on a connection of db.async_reader's pool (with its
+        socket check): no greenlet around the statement, no cursor adapted to DB-API. asyncpg keeps the statement
+        prepared per connection; its column types, for the result processors, are read once."""
         found = self._compiled(engine.dialect)
-        driver_error = engine.dialect.loaded_dbapi.Error
         pooled = await engine.raw_connection()
         try:
-            cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
-            await cursor.execute(found.sql, self._parameters(found, params), prepare=True)
-            values = await cursor.fetchone()
-            processors = self._processors(found, engine.dialect, cursor)
-        except driver_error as error:
-            raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
+            driver = pooled.driver_connection
+            if found.results is None:
+                columns = (await driver.prepare(found.sql)).get_attributes()  # type: ignore[union-attr]
+                self._processors(found, engine.dialect, [(column.name, column.type.oid) for column in columns])
+            values = await driver.fetchrow(found.sql, *self._parameters(found, params))  # type: ignore[union-attr]
+        except Exception as error:
+            translated = self._translated(engine, pooled.dbapi_connection, found.sql, params, error)
+            if translated is None:
+                raise
+            raise translated from error
         finally:
             await greenlet_spawn(pooled.close)  # back to the pool; its reset may await the driver
-        return None if values is None else self._rows(found, processors, [values])[0]
+        return None if values is None else self._rows(found, found.results or [], [values])[0]
+
+    @staticmethod
+    def _translated(
+        engine: AsyncEngine, adapted: Any, sql: str, params: dict[str, Any], error: Exception
+    ) -> sa_exc.StatementError | None:
+        """asyncpg's error as SQLAlchemy raises it from its own asyncpg cursor (None for any other error): the DB-API
+        error its adapter makes of it, then SQLAlchemy's. A lost connection is an InterfaceError, so a 503."""
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            adapted._handle_exception(error)  # raises the DB-API error, or re-raises one that is not asyncpg's
+        except dbapi_error as translated:
+            invalidated = engine.dialect.is_disconnect(translated, adapted, None)
+            return sa_exc.DBAPIError.instance(sql, params, translated, dbapi_error, connection_invalidated=invalidated)
+        except Exception:  # not a database error: the caller raises it as it is
+            pass
+        return None

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Float, bindparam, func, select, text
-from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gate.db import UTCDateTime, async_reader, make_engine
+from gate.db import UTCDateTime, async_reader, make_engine, unavailable
 from gate.prepared import PreparedStatement
 from gate.runs import queries
 from tests.conftest import POSTGRES_URL
@@ -95,8 +95,9 @@ def on_one_connection(scenario: Callable[[AsyncEngine], Awaitable[None]]) -> Non
 
 def test_a_driver_error_is_sqlalchemys_and_the_connection_goes_back() -> None:
     async def scenario(reader: AsyncEngine) -> None:
-        with pytest.raises(DataError, match="square root of a negative number"):
+        with pytest.raises(DBAPIError, match="square root of a negative number") as raised:
             await SQUARE_ROOT.first(reader, {"x": -1.0})
+        assert not unavailable(raised.value)  # a bad statement is a 500, not an outage's 503
         found = await SQUARE_ROOT.first(reader, {"x": 6.25})  # the one pooled connection, back and usable
         assert found is not None and found.root == 2.5
 
