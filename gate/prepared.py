@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.util import greenlet_spawn
 
@@ -88,17 +90,21 @@ class PreparedStatement:
 
     def rows(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
         """All its rows, by column name, on this connection's driver connection, in the transaction the connection
-        has begun (or in autocommit: db.reader's on Postgres, and SQLite's outside a transaction)."""
-        found = self._compiled(connection.dialect)
-        driver_error = connection.dialect.loaded_dbapi.Error  # psycopg's or sqlite3's own
+        has begun (or in autocommit: db.reader's on Postgres)."""
+        return self.driver_rows(connection.dialect, connection.connection.driver_connection, params)
+
+    def driver_rows(self, dialect: Dialect, driver: Any, params: dict[str, Any]) -> list[Any]:
+        """rows() on a driver connection itself (psycopg's, or sqlite3's: see read_snapshot)."""
+        found = self._compiled(dialect)
+        driver_error = dialect.loaded_dbapi.Error  # psycopg's or sqlite3's own
         try:
-            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = driver.cursor()
             if found.positions is None:  # psycopg: prepared by the server
                 cursor.execute(found.sql, self._parameters(found, params), prepare=True)
             else:  # sqlite3 keeps its own cache of prepared statements
                 cursor.execute(found.sql, self._parameters(found, params))
             rows = cursor.fetchall()
-            processors = self._processors(found, connection.dialect, cursor.description)
+            processors = self._processors(found, dialect, cursor.description)
         except driver_error as error:
             raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
         return self._rows(found, processors, rows)
@@ -139,3 +145,20 @@ class PreparedStatement:
         except Exception:  # not a database error: the caller raises it as it is
             pass
         return None
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Any]:
+    """SQLite: a connection of the pool's, its driver's own, in a read transaction: the statements run on it
+    (driver_rows) read one snapshot. SQLAlchemy's Connection and its BEGIN cost as much CPU as a run's two
+    statements (bench/versus.py). The pool's reset rolls the transaction back when the connection goes back."""
+    pooled = engine.raw_connection()
+    try:
+        driver_error = engine.dialect.loaded_dbapi.Error
+        try:
+            pooled.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
+        except driver_error as error:
+            raise sa_exc.DBAPIError.instance("BEGIN", {}, error, driver_error) from error
+        yield pooled.driver_connection
+    finally:
+        pooled.close()

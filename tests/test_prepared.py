@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gate.db import UTCDateTime, async_reader, make_engine, unavailable
-from gate.prepared import PreparedStatement
+from gate.prepared import PreparedStatement, read_snapshot
 from gate.runs import queries
 from tests.conftest import POSTGRES_URL
 from tests.test_outage import terminate
@@ -148,5 +148,22 @@ def test_parameters_pass_sqlalchemys_bind_processors(database: str, tmp_path: Pa
             assert row.at == datetime(2026, 12, 7, 15, 0, tzinfo=timezone.utc) and row.at.tzinfo is timezone.utc
             with pytest.raises(StatementError, match="naive datetime"):
                 AT.rows(connection, {"at": datetime(2026, 12, 7, 23, 0)})
+    finally:
+        engine.dispose()
+
+
+def test_sqlites_read_snapshot_ends_when_its_connection_goes_back(tmp_path: Path) -> None:
+    """read_snapshot's transaction holds a snapshot (and with it SQLite's WAL from a checkpoint): it must end with
+    the read, also when the read raised, on the same pooled connection."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}", pool_size=1, max_overflow=0)
+    try:
+        with read_snapshot(engine) as driver:
+            assert driver.in_transaction and AT.driver_rows(engine.dialect, driver, {"at": None}) == [(None,)]
+        with pytest.raises(ZeroDivisionError), read_snapshot(engine) as again:
+            assert again is driver  # the pool's one connection
+            1 / 0  # noqa: B018
+        pooled = engine.raw_connection()
+        assert pooled.driver_connection is driver and not driver.in_transaction
+        pooled.close()
     finally:
         engine.dispose()

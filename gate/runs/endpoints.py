@@ -221,8 +221,8 @@ def export_runs(
 async def get_run(request: Request, run_id: RunId, _: Reader) -> Response:
     """A run with its scores, baseline, deltas, verdicts, eval profile and environment."""
     app = request.app
-    if app.state.async_reader is None:  # SQLite: on the event loop (deps.read)
-        rows = await read(app, lambda connection: queries.run_detail_rows(connection, run_id))
+    if app.state.async_reader is None:  # SQLite: on the event loop (see deps.database)
+        rows = queries.run_detail_rows(app.state.reader, run_id)
     else:
         found = await queries.RUN_WITH_CHILDREN.first(app.state.async_reader, {"run_id": run_id})
         rows = queries.with_children(found, run_id)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import (
     JSON,
     Connection,
+    Engine,
     Row,
     ScalarSelect,
     Select,
@@ -30,7 +31,7 @@ from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 from gate.baselines.models import Baseline, BaselineScore
 from gate.db import MAX_ID
 from gate.errors import InvalidInput, NotFound
-from gate.prepared import PreparedStatement
+from gate.prepared import PreparedStatement, read_snapshot
 from gate.runs.models import Artifact, Run, RunTask, Score, TaskVerdict
 
 T = TypeVar("T")
@@ -194,14 +195,14 @@ def with_children(run: Any | None, run_id: int) -> RunRows:
     )
 
 
-def run_detail_rows(connection: Connection, run_id: int) -> RunRows:
+def run_detail_rows(engine: Engine, run_id: int) -> RunRows:
     """SQLite: a run, its scores, verdicts and file names, in one snapshot (Postgres reads RUN_WITH_CHILDREN)."""
     key = {"run_id": run_id}
-    with connection.begin():  # BEGIN: both statements read one snapshot
-        found = _RUN.rows(connection, key)
+    with read_snapshot(engine) as driver:
+        found = _RUN.driver_rows(engine.dialect, driver, key)
         if not found:
             raise NotFound(f"run {run_id} does not exist")
-        children = _CHILDREN.rows(connection, key)
+        children = _CHILDREN.driver_rows(engine.dialect, driver, key)
     scores, verdicts, files = [], [], []
     for kind, _id, task, label, value, stderr, n_samples, details in children:
         if kind == _SCORE_KIND:
