@@ -113,13 +113,14 @@ def _closed_while_pooled(dbapi_connection: Any, _record: Any, _proxy: Any) -> No
     asks the server, a round trip per checkout (as many as a whole run read); this looks at the socket instead, as Go's
     MySQL driver does (its connCheck). The server sends nothing unasked on an idle connection (gate LISTENs on
     connections of its own) except when it goes away: its last message, then end of file, so a readable socket is
-    a dead one. asyncpg (async_reader) reads its socket all the time and knows it closed. Raising
-    DisconnectionError makes the pool discard it and connect anew."""
+    a dead one. Raising DisconnectionError makes the pool discard it and connect anew."""
     driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-    if driver.is_closed() if hasattr(driver, "is_closed") else driver.closed:
-        raise sa_exc.DisconnectionError("the connection was closed while it sat in the pool")
-    if hasattr(driver, "is_closed"):
+    if hasattr(driver, "is_closed"):  # asyncpg's (async_reader): it reads its socket all the time, so it knows
+        if driver.is_closed():
+            raise sa_exc.DisconnectionError("the server closed the connection while it sat in the pool")
         return
+    if driver.closed:
+        raise sa_exc.DisconnectionError("the connection was closed while it sat in the pool")
     poller = io_select.poll()
     poller.register(driver.fileno(), io_select.POLLIN)
     if poller.poll(0):

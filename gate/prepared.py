@@ -111,8 +111,8 @@ class PreparedStatement:
 
     async def first(self, engine: AsyncEngine, params: dict[str, Any]) -> Any | None:
         """The first row by column name, or None, by asyncpg on a connection of db.async_reader's pool (with its
-        socket check): no greenlet around the statement, no cursor adapted to DB-API. asyncpg keeps the statement
-        prepared per connection; its column types, for the result processors, are read once."""
+        check for a closed one): no greenlet around the statement, no cursor adapted to DB-API. asyncpg keeps the
+        statement prepared per connection; its column types, for the result processors, are read once."""
         found = self._compiled(engine.dialect)
         pooled = await engine.raw_connection()
         try:
