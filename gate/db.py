@@ -134,25 +134,46 @@ def reader(engine: Engine) -> Engine:
     return engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+# libpq's own knobs for its socket, which asyncpg has not: it would pass them to the server as settings, and the
+# server would refuse the connection. The asyncio reads go without them; connect_timeout becomes asyncpg's timeout.
+_LIBPQ_SOCKET_ONLY = (
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "fallback_application_name",
+)
+
+
+def asyncpg_dsn(url: str) -> tuple[str, float | None]:
+    """A gate Postgres URL as asyncpg takes it (a libpq URL: options=, sslmode=, application_name= as they are),
+    and its connect_timeout in seconds, if it has one."""
+    parsed = make_url(_psycopg(url))
+    query = {k: v for k, v in parsed.query.items() if k not in _LIBPQ_SOCKET_ONLY and k != "connect_timeout"}
+    timeout = parsed.query.get("connect_timeout")
+    dsn = parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
+    return dsn, float(timeout) if isinstance(timeout, str) and float(timeout) > 0 else None
+
+
 def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
     """Postgres: reader()'s statements on asyncio connections, for requests that read on the event loop. A read's
     wait on the network is then an await, not a worker thread blocked on a socket: handing a request to a thread
     and back cost as much CPU as a run read itself (bench/mlflow_peer.py). The driver is asyncpg: a run read took
     0.30 ms on it against 0.44 ms on psycopg's asyncio connections in the same pool, and GET /runs/{id} got 1.2x
-    faster (bench/versus.py).
-    SQLAlchemy's asyncio extension runs the same statements and rows (in a greenlet), with the same pool check
-    and the same errors."""
+    faster (bench/versus.py). SQLAlchemy's asyncio extension runs the same statements and rows (in a greenlet),
+    with the same pool check; its asyncpg adapter raises other error classes than psycopg (see unavailable())."""
     import asyncpg  # here: the CLI and workers import this module too
     from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    dsn = make_url(_psycopg(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn, timeout = asyncpg_dsn(url)
 
     async def connect() -> Any:
-        """asyncpg takes the libpq URL as is (options=, sslmode=). A failure to connect is an OperationalError,
-        as psycopg raises it, so an outage answers 503 (asyncpg raises OSError, TimeoutError or its own)."""
+        """A failure to connect is an OperationalError, as psycopg raises it, so an outage answers 503 (asyncpg
+        raises OSError, TimeoutError or its own)."""
         try:
-            return await asyncpg.connect(dsn)
+            return await (asyncpg.connect(dsn) if timeout is None else asyncpg.connect(dsn, timeout=timeout))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise AsyncAdapt_asyncpg_dbapi.OperationalError(str(error), error) from error
 
@@ -163,11 +184,21 @@ def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+# SQLSTATE classes of a server that cannot serve now, whatever the statement: connection exceptions, transaction
+# rollbacks (a retry succeeds), insufficient resources, operator intervention (a statement timeout, a shutdown),
+# system errors. psycopg raises them as OperationalError; SQLAlchemy's asyncpg adapter as a bare DB-API Error.
+_TRY_AGAIN_STATES = ("08", "40", "53", "57", "58")
+
+
 def unavailable(error: BaseException) -> bool:
-    """The database cannot be reached (down, restarting, its pool exhausted), as opposed to a bad statement."""
+    """The database cannot be reached (down, restarting, its pool exhausted, too slow), as opposed to a bad
+    statement."""
     if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return True
-    return isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    state = getattr(error.orig, "sqlstate", None)
+    return error.connection_invalidated or (isinstance(state, str) and state[:2] in _TRY_AGAIN_STATES)
 
 
 class Sessions(sessionmaker[Session]):

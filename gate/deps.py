@@ -36,9 +36,9 @@ async def database(app: Any, work: Callable[[], T], *, write: bool = False) -> T
 
 
 async def read(app: Any, work: Callable[[Connection], T]) -> T:
-    """A hot read (a page of runs, a token; a run on SQLite) on a connection of db.reader, with no thread hop: on
-    SQLite right here (see database()), on Postgres on an asyncio connection (db.async_reader) whose waits are
-    awaits. A run on Postgres is one fixed statement, run by asyncpg on that pool (gate.prepared)."""
+    """A hot read (a page of runs, a token) on a connection of db.reader, with no thread hop: on SQLite right here
+    (see database()), on Postgres on an asyncio connection (db.async_reader) whose waits are awaits. A run is read
+    by the drivers themselves (gate.prepared): asyncpg on that pool, sqlite3 on db.reader's."""
     if app.state.inline_database:
         with app.state.reader.connect() as connection:
             return work(connection)

@@ -68,15 +68,14 @@ class PreparedStatement:
 
     def _processors(self, found: _Compiled, dialect: Dialect, description: Any) -> list[tuple[int, Any]]:
         """Each column's result processor, as SQLAlchemy picks it: by its type and the driver's type code (a float
-        column's depends on the code Postgres sends), from a cursor's description or its like. Looked up at the
-        first execution, then kept: the driver builds the cursor's description anew at each call for it."""
-        if found.results is None:
-            columns = zip(self.statement.selected_columns, description, strict=True)
-            processors = [
-                (i, c.type.dialect_impl(dialect).result_processor(dialect, column[1]))  # its type code
-                for i, (c, column) in enumerate(columns)
-            ]
-            found.results = [(i, process) for i, process in processors if process is not None]
+        column's depends on the code Postgres sends), from a cursor's description or its like. Callers ask at the
+        first execution only, then keep them: psycopg builds a cursor's description anew at each call for it."""
+        columns = zip(self.statement.selected_columns, description, strict=True)
+        processors = [
+            (i, c.type.dialect_impl(dialect).result_processor(dialect, column[1]))  # its type code
+            for i, (c, column) in enumerate(columns)
+        ]
+        found.results = [(i, process) for i, process in processors if process is not None]
         return found.results
 
     def _rows(self, found: _Compiled, processors: list[tuple[int, Any]], rows: list[Any]) -> list[Any]:
@@ -104,7 +103,9 @@ class PreparedStatement:
             else:  # sqlite3 keeps its own cache of prepared statements
                 cursor.execute(found.sql, self._parameters(found, params))
             rows = cursor.fetchall()
-            processors = self._processors(found, dialect, cursor.description)
+            processors = found.results
+            if processors is None:
+                processors = self._processors(found, dialect, cursor.description)
         except driver_error as error:
             raise sa_exc.DBAPIError.instance(found.sql, params, error, driver_error) from error
         return self._rows(found, processors, rows)
@@ -114,33 +115,45 @@ class PreparedStatement:
         check for a closed one): no greenlet around the statement, no cursor adapted to DB-API. asyncpg keeps the
         statement prepared per connection; its column types, for the result processors, are read once."""
         found = self._compiled(engine.dialect)
-        pooled = await engine.raw_connection()
+        dbapi_error = engine.dialect.loaded_dbapi.Error
         try:
-            driver = pooled.driver_connection
+            pooled = await engine.raw_connection()
+        except dbapi_error as error:  # the pool could not connect (db.async_reader's OperationalError)
+            raise sa_exc.DBAPIError.instance(None, None, error, dbapi_error) from error
+        try:
+            driver: Any = pooled.driver_connection
+            arguments = self._parameters(found, params)
             if found.results is None:
-                columns = (await driver.prepare(found.sql)).get_attributes()  # type: ignore[union-attr]
-                self._processors(found, engine.dialect, [(column.name, column.type.oid) for column in columns])
-            values = await driver.fetchrow(found.sql, *self._parameters(found, params))  # type: ignore[union-attr]
+                statement = await driver.prepare(found.sql)
+                columns = [(column.name, column.type.oid) for column in statement.get_attributes()]
+                self._processors(found, engine.dialect, columns)
+                values = await statement.fetchrow(*arguments)
+            else:
+                values = await driver.fetchrow(found.sql, *arguments)
         except Exception as error:
-            translated = self._translated(engine, pooled.dbapi_connection, found.sql, params, error)
+            translated = self._translated(engine, pooled, found.sql, params, error)
             if translated is None:
                 raise
             raise translated from error
         finally:
-            await greenlet_spawn(pooled.close)  # back to the pool; its reset may await the driver
+            await greenlet_spawn(pooled.close)  # back to the pool, whose reset runs in a greenlet
         return None if values is None else self._rows(found, found.results or [], [values])[0]
 
     @staticmethod
     def _translated(
-        engine: AsyncEngine, adapted: Any, sql: str, params: dict[str, Any], error: Exception
+        engine: AsyncEngine, pooled: Any, sql: str, params: dict[str, Any], error: Exception
     ) -> sa_exc.StatementError | None:
         """asyncpg's error as SQLAlchemy raises it from its own asyncpg cursor (None for any other error): the DB-API
-        error its adapter makes of it, then SQLAlchemy's. A lost connection is an InterfaceError, so a 503."""
+        error its adapter makes of it, then SQLAlchemy's, and a connection that is gone invalidated (db.unavailable
+        then calls it an outage)."""
         dbapi_error = engine.dialect.loaded_dbapi.Error
+        adapted = pooled.dbapi_connection
         try:
             adapted._handle_exception(error)  # raises the DB-API error, or re-raises one that is not asyncpg's
         except dbapi_error as translated:
             invalidated = engine.dialect.is_disconnect(translated, adapted, None)
+            if invalidated:
+                pooled.invalidate(translated)
             return sa_exc.DBAPIError.instance(sql, params, translated, dbapi_error, connection_invalidated=invalidated)
         except Exception:  # not a database error: the caller raises it as it is
             pass
@@ -152,9 +165,12 @@ def read_snapshot(engine: Engine) -> Iterator[Any]:
     """SQLite: a connection of the pool's, its driver's own, in a read transaction: the statements run on it
     (driver_rows) read one snapshot. SQLAlchemy's Connection and its BEGIN cost as much CPU as a run's two
     statements (bench/versus.py). The pool's reset rolls the transaction back when the connection goes back."""
-    pooled = engine.raw_connection()
+    driver_error = engine.dialect.loaded_dbapi.Error
     try:
-        driver_error = engine.dialect.loaded_dbapi.Error
+        pooled = engine.raw_connection()
+    except driver_error as error:  # as Engine.connect() raises it: a file that cannot be opened is an outage
+        raise sa_exc.DBAPIError.instance(None, None, error, driver_error) from error
+    try:
         try:
             pooled.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
         except driver_error as error:

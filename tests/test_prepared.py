@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Float, bindparam, func, select, text
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gate.db import UTCDateTime, async_reader, make_engine, unavailable
+from gate.db import UTCDateTime, async_reader, asyncpg_dsn, make_engine, unavailable
 from gate.prepared import PreparedStatement, read_snapshot
 from gate.runs import queries
 from tests.conftest import POSTGRES_URL
@@ -167,3 +167,42 @@ def test_sqlites_read_snapshot_ends_when_its_connection_goes_back(tmp_path: Path
         pooled.close()
     finally:
         engine.dispose()
+
+
+def test_a_database_that_cannot_be_reached_is_an_outage_not_a_bug() -> None:
+    """A read whose pool cannot connect answers 503 (the handler asks db.unavailable), not 500."""
+
+    async def read() -> None:
+        reader = async_reader("postgresql://postgres@127.0.0.1:1/test", pool_size=1, max_overflow=0)
+        try:
+            with pytest.raises(OperationalError) as raised:
+                await BACKEND.first(reader, {})
+            assert unavailable(raised.value)
+        finally:
+            await reader.dispose()
+
+    asyncio.run(read())
+
+
+SLEEP = PreparedStatement(select(func.pg_sleep(bindparam("s", type_=Float)).label("slept")))
+
+
+def test_a_statement_timeout_is_an_outage_on_asyncpg_too() -> None:
+    """psycopg raises Postgres's statement timeout (57014) as OperationalError; SQLAlchemy's asyncpg adapter as a
+    bare DB-API error, which db.unavailable reads by its SQLSTATE. libpq's own socket knobs in the URL, which
+    asyncpg would send to the server as settings, are left out; connect_timeout becomes asyncpg's."""
+    assert asyncpg_dsn(f"{POSTGRES_URL}?connect_timeout=7&keepalives=1&keepalives_idle=30")[1] == 7.0
+
+    async def read() -> None:
+        url = f"{POSTGRES_URL}?options=-cstatement_timeout%3D100&connect_timeout=7&keepalives=1&keepalives_idle=30"
+        reader = async_reader(url, pool_size=1, max_overflow=0)
+        try:
+            with pytest.raises(DBAPIError, match="statement timeout") as raised:
+                await SLEEP.first(reader, {"s": 5.0})
+            assert unavailable(raised.value)
+            found = await SLEEP.first(reader, {"s": 0.0})  # the connection is still good
+            assert found is not None and found.slept is None
+        finally:
+            await reader.dispose()
+
+    asyncio.run(read())
