@@ -152,8 +152,9 @@ def asyncpg_dsn(url: str) -> tuple[str, float | None]:
     parsed = make_url(_psycopg(url))
     query = {k: v for k, v in parsed.query.items() if k not in _LIBPQ_SOCKET_ONLY and k != "connect_timeout"}
     timeout = parsed.query.get("connect_timeout")
+    seconds = float(timeout) if isinstance(timeout, str) else 0.0  # libpq's 0, no limit: asyncpg's default then
     dsn = parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
-    return dsn, float(timeout) if isinstance(timeout, str) and float(timeout) > 0 else None
+    return dsn, seconds if seconds > 0 else None
 
 
 def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
@@ -167,13 +168,14 @@ def async_reader(url: str, **kwargs: Any) -> AsyncEngine:
     from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    dsn, timeout = asyncpg_dsn(url)
+    dsn, seconds = asyncpg_dsn(url)
+    timeout = {} if seconds is None else {"timeout": seconds}  # else asyncpg's own default
 
     async def connect() -> Any:
         """A failure to connect is an OperationalError, as psycopg raises it, so an outage answers 503 (asyncpg
         raises OSError, TimeoutError or its own)."""
         try:
-            return await (asyncpg.connect(dsn) if timeout is None else asyncpg.connect(dsn, timeout=timeout))
+            return await asyncpg.connect(dsn, **timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise AsyncAdapt_asyncpg_dbapi.OperationalError(str(error), error) from error
 

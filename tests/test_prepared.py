@@ -80,11 +80,11 @@ def test_sqlites_rows_are_the_rows_sqlalchemy_reads(client: TestClient, auth: di
 SQUARE_ROOT = PreparedStatement(select(func.sqrt(bindparam("x", type_=Float)).label("root")))
 
 
-def on_one_connection(scenario: Callable[[AsyncEngine], Awaitable[None]]) -> None:
+def on_one_connection(scenario: Callable[[AsyncEngine], Awaitable[None]], url: str = POSTGRES_URL) -> None:
     """Run a scenario on an asyncio reader whose pool holds one connection."""
 
     async def run() -> None:
-        reader = async_reader(POSTGRES_URL, pool_size=1, max_overflow=0)
+        reader = async_reader(url, pool_size=1, max_overflow=0)
         try:
             await scenario(reader)
         finally:
@@ -172,16 +172,12 @@ def test_sqlites_read_snapshot_ends_when_its_connection_goes_back(tmp_path: Path
 def test_a_database_that_cannot_be_reached_is_an_outage_not_a_bug() -> None:
     """A read whose pool cannot connect answers 503 (the handler asks db.unavailable), not 500."""
 
-    async def read() -> None:
-        reader = async_reader("postgresql://postgres@127.0.0.1:1/test", pool_size=1, max_overflow=0)
-        try:
-            with pytest.raises(OperationalError) as raised:
-                await BACKEND.first(reader, {})
-            assert unavailable(raised.value)
-        finally:
-            await reader.dispose()
+    async def scenario(reader: AsyncEngine) -> None:
+        with pytest.raises(OperationalError) as raised:
+            await BACKEND.first(reader, {})
+        assert unavailable(raised.value)
 
-    asyncio.run(read())
+    on_one_connection(scenario, "postgresql://postgres@127.0.0.1:1/test")
 
 
 SLEEP = PreparedStatement(select(func.pg_sleep(bindparam("s", type_=Float)).label("slept")))
@@ -193,16 +189,12 @@ def test_a_statement_timeout_is_an_outage_on_asyncpg_too() -> None:
     asyncpg would send to the server as settings, are left out; connect_timeout becomes asyncpg's."""
     assert asyncpg_dsn(f"{POSTGRES_URL}?connect_timeout=7&keepalives=1&keepalives_idle=30")[1] == 7.0
 
-    async def read() -> None:
-        url = f"{POSTGRES_URL}?options=-cstatement_timeout%3D100&connect_timeout=7&keepalives=1&keepalives_idle=30"
-        reader = async_reader(url, pool_size=1, max_overflow=0)
-        try:
-            with pytest.raises(DBAPIError, match="statement timeout") as raised:
-                await SLEEP.first(reader, {"s": 5.0})
-            assert unavailable(raised.value)
-            found = await SLEEP.first(reader, {"s": 0.0})  # the connection is still good
-            assert found is not None and found.slept is None
-        finally:
-            await reader.dispose()
+    async def scenario(reader: AsyncEngine) -> None:
+        with pytest.raises(DBAPIError, match="statement timeout") as raised:
+            await SLEEP.first(reader, {"s": 5.0})
+        assert unavailable(raised.value)
+        found = await SLEEP.first(reader, {"s": 0.0})  # the connection is still good
+        assert found is not None and found.slept is None
 
-    asyncio.run(read())
+    url = f"{POSTGRES_URL}?options=-cstatement_timeout%3D100&connect_timeout=7&keepalives=1&keepalives_idle=30"
+    on_one_connection(scenario, url)
