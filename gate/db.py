@@ -8,7 +8,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, TypeDecorator, create_engine, event, func, select
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -39,6 +50,7 @@ QUEUED = "gate_queued"  # a run waits for a worker: claims
 CHANGED = "gate_changed"  # a running run was cancelled, handed back or lost its lease: watches
 OUTBOX = "gate_outbox"  # a notification waits to be sent: the delivery sender
 CHANNELS = (QUEUED, CHANGED, OUTBOX)
+NOTIFY_SCOPE = "coalesce(current_schema(), '')"  # SQL: a deployment's schema, who of those listening is meant
 WOKEN_LOOK_S = 5.0  # seconds: a waiter woken by NOTIFY still looks at least this often, whatever it missed
 
 STARTUP_LOCK = 0x6761_7465  # "gate": the Postgres advisory lock that processes starting together queue on
@@ -237,10 +249,11 @@ def transaction(factory: Sessions, *, write: bool = False) -> Iterator[Session]:
 
 def notify(session: Session, *channels: str) -> None:
     """Wake the processes waiting on these channels once this transaction commits (Postgres delivers NOTIFY at
-    commit, so they see its rows); on SQLite they poll."""
+    commit, so they see its rows); on SQLite they poll. Channels span the database, so the payload names the
+    deployment's schema (NOTIFY_SCOPE): deployments in other schemas of the same database ignore it."""
     if session.get_bind().dialect.name != "sqlite":
         for channel in channels:
-            session.execute(select(func.pg_notify(channel, "")))
+            session.execute(select(func.pg_notify(channel, literal_column(NOTIFY_SCOPE))))
 
 
 def one_at_a_time(connection: Connection) -> None:

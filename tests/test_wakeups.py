@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from gate import db, migrate
 from gate.app import create_app
 from gate.db import make_engine, make_session_factory
 from gate.deployment.wakeups import LISTENER_NAME, Wakeups
 from gate.settings import Settings
-from tests.conftest import make_token
+from tests.conftest import POSTGRES_URL, make_token
 
 LOOK_BOUND_S = db.WOKEN_LOOK_S  # a listening waiter's own look: a wake-up must come well before it
 
@@ -36,23 +37,26 @@ POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=T
 
 
 @POSTGRES_ONLY
-def test_a_commit_wakes_the_listener_a_rollback_does_not_and_it_listens_again_after_losing_its_connection(
+def test_a_commit_wakes_the_listener_a_rollback_or_another_schema_does_not_and_it_listens_again(
     database_url: str,
 ) -> None:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    sessions = make_session_factory(engine)
+    neighbour_schema = f"n_{uuid.uuid4().hex[:12]}"  # another deployment in the same database
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {neighbour_schema}"))
+    neighbour = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{neighbour_schema}")
 
-    def notify(commit: bool) -> threading.Thread:
+    def notify(bind: Engine, commit: bool) -> threading.Thread:
         def act() -> None:
             time.sleep(0.2)  # after the waiter took its ticket and waits
-            with sessions() as session:
+            with make_session_factory(bind)() as session:
                 db.notify(session, db.QUEUED)
                 session.commit() if commit else session.rollback()
 
         return threading.Thread(target=act)
 
-    async def scenario() -> tuple[float, float, float]:
+    async def scenario() -> tuple[float, float, float, float]:
         wakeups = Wakeups.start(engine)
         try:
             for _ in range(100):
@@ -60,8 +64,9 @@ def test_a_commit_wakes_the_listener_a_rollback_does_not_and_it_listens_again_af
                     break
                 await asyncio.sleep(0.05)
             assert wakeups.listening
-            committed = await woken_within(wakeups, db.QUEUED, notify(True), timeout_s=10)
-            rolled_back = await woken_within(wakeups, db.QUEUED, notify(False), timeout_s=1.5)
+            committed = await woken_within(wakeups, db.QUEUED, notify(engine, True), timeout_s=10)
+            rolled_back = await woken_within(wakeups, db.QUEUED, notify(engine, False), timeout_s=1.5)
+            elsewhere = await woken_within(wakeups, db.QUEUED, notify(neighbour, True), timeout_s=1.5)
             with engine.begin() as connection:  # the database drops the listening connection
                 ended = connection.execute(
                     text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
@@ -72,15 +77,19 @@ def test_a_commit_wakes_the_listener_a_rollback_does_not_and_it_listens_again_af
                 await asyncio.sleep(0.05)
                 if wakeups.listening:
                     break
-            again = await woken_within(wakeups, db.QUEUED, notify(True), timeout_s=10)
-            return committed, rolled_back, again
+            again = await woken_within(wakeups, db.QUEUED, notify(engine, True), timeout_s=10)
+            return committed, rolled_back, elsewhere, again
         finally:
             wakeups.stop()
+            with engine.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA {neighbour_schema}"))
+            neighbour.dispose()
             engine.dispose()
 
-    committed, rolled_back, again = asyncio.run(scenario())
+    committed, rolled_back, elsewhere, again = asyncio.run(scenario())
     assert committed < 2, committed
     assert rolled_back >= 1.5  # nothing committed: the waiter slept to its timeout
+    assert elsewhere >= 1.5  # a deployment in another schema committed: not this one's business
     assert again < 2, again
 
 

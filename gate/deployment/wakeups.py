@@ -18,7 +18,7 @@ import threading
 import psycopg
 from sqlalchemy import Engine
 
-from gate.db import CHANNELS, is_sqlite
+from gate.db import CHANNELS, NOTIFY_SCOPE, is_sqlite
 
 log = logging.getLogger("gate")
 LISTENER_NAME = f"gate-listen-{os.getpid()}"  # pg_stat_activity's application_name of this process's listener
@@ -75,6 +75,8 @@ class Wakeups:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._dsn, autocommit=True, application_name=LISTENER_NAME) as connection:
+                    # the same search_path as the notifying sessions: the schema their payload names (db.notify)
+                    scope = connection.execute(f"SELECT {NOTIFY_SCOPE}").fetchone()
                     for channel in CHANNELS:
                         connection.execute(f"LISTEN {channel}")
                     self.listening = True
@@ -82,7 +84,8 @@ class Wakeups:
                     self._loop.call_soon_threadsafe(self._fire_all)
                     while not self._stop.is_set():
                         for note in connection.notifies(timeout=STOP_CHECK_S):
-                            self._loop.call_soon_threadsafe(self._fire, note.channel)
+                            if scope is not None and note.payload == scope[0]:  # not another schema's
+                                self._loop.call_soon_threadsafe(self._fire, note.channel)
             except (psycopg.Error, RuntimeError) as error:  # RuntimeError: the event loop closed first
                 if self.listening:
                     log.warning("wake-ups: listening stopped (%s); waiters poll", str(error).splitlines()[0])
