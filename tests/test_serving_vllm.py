@@ -98,9 +98,11 @@ def test_the_sweep_measures_each_level(measured: dict[str, Any]) -> None:
     (raw1, one), (raw2, two) = measured["sweep"]
     assert (raw1["max_concurrency"], raw2["max_concurrency"]) == (1, 2)
     assert one["completed"] == two["completed"] == 10
-    # one request at a time: each request's rate is the aggregate rate
-    assert one["per_request_decode_tok_s"] == pytest.approx(one["output_throughput"], rel=0.15)
-    assert two["output_throughput"] > one["output_throughput"]
+    # aggregate over one request's rate = requests in flight on average (Little's law), whatever the machine's
+    # speed: comparing the levels' throughputs instead failed on a loaded two-core machine (412 against 417 tok/s)
+    in_flight = [level["output_throughput"] / level["per_request_decode_tok_s"] for level in (one, two)]
+    assert in_flight[0] == pytest.approx(1, rel=0.15)
+    assert 1.5 < in_flight[1] <= 2 * 1.15, in_flight
 
 
 def test_the_servers_log_gives_its_start_up_figures(measured: dict[str, Any]) -> None:
