@@ -251,9 +251,8 @@ def notify(session: Session, *channels: str) -> None:
     """Wake the processes waiting on these channels once this transaction commits (Postgres delivers NOTIFY at
     commit, so they see its rows); on SQLite they poll. Channels span the database, so the payload names the
     deployment's schema (NOTIFY_SCOPE): deployments in other schemas of the same database ignore it."""
-    if session.get_bind().dialect.name != "sqlite":
-        for channel in channels:
-            session.execute(select(func.pg_notify(channel, literal_column(NOTIFY_SCOPE))))
+    if session.get_bind().dialect.name != "sqlite":  # one statement, one round trip, whatever the channels
+        session.execute(select(*(func.pg_notify(channel, literal_column(NOTIFY_SCOPE)) for channel in channels)))
 
 
 def one_at_a_time(connection: Connection) -> None:

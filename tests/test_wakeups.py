@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -18,7 +17,7 @@ from gate.app import create_app
 from gate.db import make_engine, make_session_factory
 from gate.deployment.wakeups import LISTENER_NAME, Wakeups
 from gate.settings import Settings
-from tests.conftest import POSTGRES_URL, make_token
+from tests.conftest import make_token, postgres_schema
 
 LOOK_BOUND_S = db.WOKEN_LOOK_S  # a listening waiter's own look: a wake-up must come well before it
 
@@ -42,10 +41,6 @@ def test_a_commit_wakes_the_listener_a_rollback_or_another_schema_does_not_and_i
 ) -> None:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    neighbour_schema = f"n_{uuid.uuid4().hex[:12]}"  # another deployment in the same database
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {neighbour_schema}"))
-    neighbour = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{neighbour_schema}")
 
     def notify(bind: Engine, commit: bool) -> threading.Thread:
         def act() -> None:
@@ -66,7 +61,10 @@ def test_a_commit_wakes_the_listener_a_rollback_or_another_schema_does_not_and_i
             assert wakeups.listening
             committed = await woken_within(wakeups, db.QUEUED, notify(engine, True), timeout_s=10)
             rolled_back = await woken_within(wakeups, db.QUEUED, notify(engine, False), timeout_s=1.5)
-            elsewhere = await woken_within(wakeups, db.QUEUED, notify(neighbour, True), timeout_s=1.5)
+            with postgres_schema() as url:  # another deployment in the same database
+                neighbour = make_engine(url)
+                elsewhere = await woken_within(wakeups, db.QUEUED, notify(neighbour, True), timeout_s=1.5)
+                neighbour.dispose()
             with engine.begin() as connection:  # the database drops the listening connection
                 ended = connection.execute(
                     text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
@@ -81,9 +79,6 @@ def test_a_commit_wakes_the_listener_a_rollback_or_another_schema_does_not_and_i
             return committed, rolled_back, elsewhere, again
         finally:
             wakeups.stop()
-            with engine.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA {neighbour_schema}"))
-            neighbour.dispose()
             engine.dispose()
 
     committed, rolled_back, elsewhere, again = asyncio.run(scenario())

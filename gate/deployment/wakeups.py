@@ -76,7 +76,7 @@ class Wakeups:
             try:
                 with psycopg.connect(self._dsn, autocommit=True, application_name=LISTENER_NAME) as connection:
                     # the same search_path as the notifying sessions: the schema their payload names (db.notify)
-                    scope = connection.execute(f"SELECT {NOTIFY_SCOPE}").fetchone()
+                    [(scope,)] = connection.execute(f"SELECT {NOTIFY_SCOPE}").fetchall()
                     for channel in CHANNELS:
                         connection.execute(f"LISTEN {channel}")
                     self.listening = True
@@ -84,7 +84,7 @@ class Wakeups:
                     self._loop.call_soon_threadsafe(self._fire_all)
                     while not self._stop.is_set():
                         for note in connection.notifies(timeout=STOP_CHECK_S):
-                            if scope is not None and note.payload == scope[0]:  # not another schema's
+                            if note.payload == scope:  # not another schema's
                                 self._loop.call_soon_threadsafe(self._fire, note.channel)
             except (psycopg.Error, RuntimeError) as error:  # RuntimeError: the event loop closed first
                 if self.listening:
